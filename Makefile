@@ -1,0 +1,49 @@
+# Partner Ledger: two commands on a fresh machine.
+#   make run   - embedded PostgreSQL + Kafka-protocol broker + the four services
+#   make test  - ruff, mypy --strict, import contracts, pytest (unit, integration, e2e)
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint typecheck contracts schemas unit integration e2e clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/partnerledger up
+
+test: $(STAMP) lint typecheck contracts
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check services shared partnerledger tests
+	$(BIN)/ruff format --check services shared partnerledger tests
+
+typecheck: $(STAMP)
+	$(BIN)/mypy services shared partnerledger
+
+contracts: $(STAMP)
+	$(BIN)/lint-imports
+
+schemas: $(STAMP)
+	$(BIN)/partnerledger schemas
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,0 +1,3 @@
+from partnerledger.cli import main
+
+main()

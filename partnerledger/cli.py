@@ -1,0 +1,168 @@
+"""`partnerledger`: run the system, mint dev tokens, see where events are.
+
+partnerledger up                 # what `make run` calls
+partnerledger token --user alice --role director
+partnerledger status             # relay positions, consumer lag per service
+partnerledger redrive kpi        # re-apply parked events after a fix
+partnerledger schemas            # export event JSON Schemas to docs/events/
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from partnerledger.supervisor import Supervisor
+from shared.auth import ROLES, TokenIssuer
+from shared.settings import SERVICE_NAMES, Settings, load_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console()
+
+
+@app.command()
+def up(
+    services: Annotated[str, typer.Option(help="Comma-separated services to start")] = ",".join(
+        SERVICE_NAMES
+    ),
+) -> None:
+    """Start PostgreSQL, the broker and the services; Ctrl-C stops everything."""
+    names = [s.strip() for s in services.split(",") if s.strip()]
+    unknown = [n for n in names if n not in SERVICE_NAMES]
+    if unknown:
+        raise typer.BadParameter(f"unknown services {unknown}; choose from {SERVICE_NAMES}")
+    supervisor = Supervisor(load_settings(), names, console)
+    raise typer.Exit(supervisor.run())
+
+
+@app.command()
+def token(
+    user: Annotated[str, typer.Option(help="User id (the token's subject)")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(ROLES)}")],
+    partner_id: Annotated[
+        str | None, typer.Option(help="Partner id (required for --role partner)")
+    ] = None,
+    hours: Annotated[float, typer.Option(help="Validity in hours")] = 8.0,
+) -> None:
+    """Mint a development JWT signed with the embedded dev key."""
+    if role not in ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(ROLES)}")
+    issuer = TokenIssuer(load_settings())
+    try:
+        jwt = issuer.mint(
+            user, role, partner_id=partner_id, now=datetime.now(UTC), ttl=timedelta(hours=hours)
+        )
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    typer.echo(jwt)
+
+
+def _fetch_status(settings: Settings, name: str) -> dict[str, Any] | None:
+    url = f"http://{settings.host}:{settings.port_of(name)}/v1/ops/status"
+    try:
+        response = httpx.get(url, timeout=3)
+        response.raise_for_status()
+        body: dict[str, Any] = response.json()
+        return body
+    except httpx.HTTPError:
+        return None
+
+
+@app.command()
+def status() -> None:
+    """Relay positions and consumer lag of every running service."""
+    settings = load_settings()
+    statuses = {name: _fetch_status(settings, name) for name in SERVICE_NAMES}
+    console.print(_relay_table(statuses))
+    console.print(_consumer_table(statuses))
+
+
+def _relay_table(statuses: dict[str, dict[str, Any] | None]) -> Table:
+    table = Table(title="Relays (outbox -> Kafka)")
+    for col in ("service", "topic", "position", "head", "lag", "epoch", "dead letters"):
+        table.add_column(col)
+    for name, st in statuses.items():
+        if st is None:
+            table.add_row(name, "-", "-", "-", "-", "-", "[red]down[/red]")
+            continue
+        r = st["relay"]
+        table.add_row(
+            name,
+            r["topic"],
+            str(r["position"]),
+            str(r["head"]),
+            str(r["lag"]),
+            str(r["epoch"]),
+            str(st["dead_letters_open"]),
+        )
+    return table
+
+
+def _consumer_table(statuses: dict[str, dict[str, Any] | None]) -> Table:
+    """Lag = what the producer's relay had acknowledged minus what was applied
+    (broker end offsets are not used: Tansu reports them per batch)."""
+    published: dict[str, tuple[int, dict[str, Any]]] = {}
+    for st in statuses.values():
+        if st is not None:
+            published[st["relay"]["topic"]] = (st["relay"]["epoch"], st["relay"]["partitions"])
+    table = Table(title="Consumers (events published but not yet applied)")
+    for col in ("service", "group", "partition", "next offset", "published", "lag"):
+        table.add_column(col)
+    for name, st in statuses.items():
+        for group, cst in (st or {}).get("consumers", {}).items():
+            for part, stored in sorted(cst.get("stored_offsets", {}).items()):
+                topic, _, partition = part.rpartition("/")
+                epoch, partitions = published.get(topic, (None, {}))
+                high = partitions.get(partition, {}).get("high_offset")
+                if epoch is not None and stored["epoch"] < epoch:
+                    lag = "re-reading (broker was restarted)"
+                elif high is None:
+                    lag = "-"
+                else:
+                    lag = str(max(high + 1 - stored["next_offset"], 0))
+                count = "-" if high is None else str(high + 1)
+                table.add_row(name, group, part, str(stored["next_offset"]), count, lag)
+    return table
+
+
+def _service_command(name: str, *args: str) -> int:
+    env = dict(os.environ)
+    return subprocess.call([sys.executable, "-m", f"services.{name}", *args], env=env)  # noqa: S603
+
+
+@app.command()
+def redrive(
+    service: Annotated[str, typer.Argument(help="Service whose consumers parked events")],
+    aggregate: Annotated[str | None, typer.Option(help="Only this aggregate id")] = None,
+) -> None:
+    """Re-apply parked (dead-lettered) events in order, once each."""
+    if service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"choose from {SERVICE_NAMES}")
+    args = ["--redrive"] + (["--aggregate", aggregate] if aggregate else [])
+    raise typer.Exit(_service_command(service, *args))
+
+
+@app.command()
+def schemas(
+    target: Annotated[Path, typer.Option(help="Where to write")] = Path("docs/events"),
+) -> None:
+    """Export the envelope and every event's JSON Schema (refuses incompatible changes)."""
+    codes = [_service_command(name, "--export-schemas", str(target)) for name in SERVICE_NAMES]
+    raise typer.Exit(max(codes))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4 @@
+from services.docs.service import SPEC
+from shared.runtime import main
+
+main(SPEC)

@@ -1,0 +1,4 @@
+from services.partner.service import SPEC
+from shared.runtime import main
+
+main(SPEC)

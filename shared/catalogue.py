@@ -1,0 +1,186 @@
+"""The event catalogue: every event type a service publishes, with its schema.
+
+Built from the service's aggregate classes, it turns stored domain events into
+envelopes (for the relay), exports JSON Schemas to docs/events/, and checks that
+a changed schema stays backward compatible with the published one.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, create_model
+from pydantic_core import to_jsonable_python
+
+from shared.domain import LedgerAggregate, event_payload_fields
+from shared.envelope import ActorRef, EventEnvelope
+
+
+@dataclass(frozen=True)
+class EventSpec:
+    event_class: type[LedgerAggregate.Event]
+    event_type: str
+    schema_version: int
+    aggregate_type: str
+
+    @property
+    def schema_filename(self) -> str:
+        return f"{self.event_type}.v{self.schema_version}.json"
+
+
+class CatalogueError(Exception):
+    pass
+
+
+def _event_classes(aggregate: type[LedgerAggregate]) -> list[type[LedgerAggregate.Event]]:
+    found: list[type[LedgerAggregate.Event]] = []
+    for value in vars(aggregate).values():
+        # eventsourcing redefines nested events as subclasses: EVENT_TYPE is inherited.
+        is_event = isinstance(value, type) and issubclass(value, LedgerAggregate.Event)
+        if is_event and value.EVENT_TYPE:
+            found.append(value)
+    return found
+
+
+class EventCatalogue:
+    def __init__(self, service: str, aggregates: typing.Sequence[type[LedgerAggregate]]) -> None:
+        self.service = service
+        self.by_class: dict[type[Any], EventSpec] = {}
+        self.by_type: dict[str, EventSpec] = {}
+        for aggregate in aggregates:
+            if not aggregate.AGGREGATE_TYPE:
+                raise CatalogueError(f"{aggregate.__qualname__} has no AGGREGATE_TYPE")
+            for cls in _event_classes(aggregate):
+                spec = EventSpec(
+                    event_class=cls,
+                    event_type=cls.EVENT_TYPE,
+                    schema_version=int(getattr(cls, "class_version", 1)),
+                    aggregate_type=aggregate.AGGREGATE_TYPE,
+                )
+                if spec.event_type in self.by_type:
+                    raise CatalogueError(f"event type {spec.event_type} defined twice")
+                self.by_class[cls] = spec
+                self.by_type[spec.event_type] = spec
+
+    def spec_of(self, event: object) -> EventSpec:
+        try:
+            return self.by_class[type(event)]
+        except KeyError:
+            raise CatalogueError(
+                f"{type(event).__qualname__} is not in the {self.service} catalogue "
+                "(missing EVENT_TYPE?)"
+            ) from None
+
+    def to_envelope(self, event: LedgerAggregate.Event) -> EventEnvelope:
+        spec = self.spec_of(event)
+        payload = {name: getattr(event, name) for name in event_payload_fields(type(event))}
+        return EventEnvelope(
+            event_id=event.event_id,
+            event_type=spec.event_type,
+            schema_version=spec.schema_version,
+            aggregate_type=spec.aggregate_type,
+            aggregate_id=event.originator_id,
+            aggregate_version=event.originator_version,
+            occurred_at=event.occurred_at,
+            recorded_at=event.timestamp,
+            actor=ActorRef(user_id=event.actor_id, role=event.actor_role),
+            correlation_id=event.correlation_id,
+            causation_id=event.causation_id,
+            payload=to_jsonable_python(payload),
+        )
+
+    def payload_model(self, spec: EventSpec) -> type[BaseModel]:
+        hints = typing.get_type_hints(spec.event_class)
+        fields: dict[str, Any] = {
+            name: (hints[name], ...) for name in event_payload_fields(spec.event_class)
+        }
+        doc = (spec.event_class.__doc__ or "").strip()
+        return create_model(
+            f"{spec.event_type}Payload",
+            __config__=ConfigDict(
+                title=f"{spec.event_type} payload",
+                json_schema_extra={
+                    "description": doc,
+                    "x-event-type": spec.event_type,
+                    "x-schema-version": spec.schema_version,
+                    "x-aggregate-type": spec.aggregate_type,
+                    "x-topic": f"{self.service}.events",
+                },
+            ),
+            **fields,
+        )
+
+    def payload_schema(self, spec: EventSpec) -> dict[str, Any]:
+        return self.payload_model(spec).model_json_schema()
+
+    def export(self, root: Path) -> list[Path]:
+        """Writes one file per event type and version; refuses an incompatible
+        rewrite of an already published version (bump the version instead)."""
+        target = root / self.service
+        target.mkdir(parents=True, exist_ok=True)
+        written = []
+        for spec in sorted(self.by_type.values(), key=lambda s: s.event_type):
+            path = target / spec.schema_filename
+            new = self.payload_schema(spec)
+            if path.exists():
+                problems = incompatibilities(json.loads(path.read_text()), new)
+                if problems:
+                    raise CatalogueError(
+                        f"{path}: incompatible change to a published schema: "
+                        + "; ".join(problems)
+                        + ". Add a new class_version with an upcaster instead."
+                    )
+            path.write_text(json.dumps(new, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+            written.append(path)
+        return written
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        resolved: dict[str, Any] = schema.get("$defs", {})[ref.removeprefix("#/$defs/")]
+        return resolved
+    return node
+
+
+def _type_signature(schema: dict[str, Any], node: dict[str, Any]) -> str:
+    node = _resolve(schema, node)
+    if "anyOf" in node:
+        return "|".join(sorted(_type_signature(schema, n) for n in node["anyOf"]))
+    sig = str(node.get("type", "any"))
+    if "format" in node:
+        sig += f"<{node['format']}>"
+    if node.get("type") == "array" and "items" in node:
+        sig += f"[{_type_signature(schema, node['items'])}]"
+    return sig
+
+
+def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
+    """What makes `new` unable to describe events written under `old`, or
+    makes consumers written against `old` break on events under `new`:
+    a removed field, a changed type, a field newly required."""
+    problems: list[str] = []
+    old_props: dict[str, Any] = old.get("properties", {})
+    new_props: dict[str, Any] = new.get("properties", {})
+    for name, old_node in old_props.items():
+        where = f"{path}{name}"
+        if name not in new_props:
+            problems.append(f"field '{where}' removed")
+            continue
+        old_sig = _type_signature(old, old_node)
+        new_sig = _type_signature(new, new_props[name])
+        if old_sig != new_sig:
+            problems.append(f"field '{where}' changed type {old_sig} -> {new_sig}")
+            continue
+        old_obj, new_obj = _resolve(old, old_node), _resolve(new, new_props[name])
+        if old_obj.get("type") == "object" and "properties" in old_obj:
+            merged_old = {**old_obj, "$defs": old.get("$defs", {})}
+            merged_new = {**new_obj, "$defs": new.get("$defs", {})}
+            problems += incompatibilities(merged_old, merged_new, f"{where}.")
+    newly_required = set(new.get("required", [])) - set(old.get("required", []))
+    problems += [f"field '{path}{name}' newly required" for name in sorted(newly_required)]
+    return problems

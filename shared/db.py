@@ -1,0 +1,201 @@
+"""PostgreSQL plumbing shared by every service: connections and migrations.
+
+Each service owns one schema (`partner`, `approval`, ... optionally prefixed
+for isolated test runs). Migrations are plain SQL, applied in order under an
+advisory lock so replicas starting together do not race.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+from asyncpg.pool import PoolConnectionProxy
+
+from shared.settings import PostgresParams
+
+#: A connection, pooled or not.
+DbConn = asyncpg.Connection | PoolConnectionProxy
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str  # may use {schema}; identifiers are quoted by the runner
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lock_key(*parts: str) -> int:
+    """A stable signed 64-bit advisory-lock key for a name."""
+    digest = hashlib.sha256("/".join(parts).encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+async def connect(params: PostgresParams, *, application_name: str) -> asyncpg.Connection:
+    conn: asyncpg.Connection = await asyncpg.connect(
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password or None,
+        database=params.dbname,
+        server_settings={"application_name": application_name},
+        timeout=10,
+    )
+    return conn
+
+
+async def create_pool(
+    params: PostgresParams,
+    *,
+    application_name: str,
+    schema: str,
+    min_size: int = 1,
+    max_size: int = 10,
+) -> asyncpg.Pool:
+    """A pool whose connections resolve unqualified names in the service's schema."""
+    pool = await asyncpg.create_pool(
+        host=params.host,
+        port=params.port,
+        user=params.user,
+        password=params.password or None,
+        database=params.dbname,
+        server_settings={"application_name": application_name, "search_path": schema},
+        min_size=min_size,
+        max_size=max_size,
+        timeout=10,
+    )
+    assert pool is not None
+    return pool
+
+
+async def ensure_database(params: PostgresParams) -> None:
+    """Creates the database if missing (embedded mode; needs CREATEDB)."""
+    admin = params.model_copy(update={"dbname": "postgres"})
+    conn = await connect(admin, application_name="partnerledger-setup")
+    try:
+        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", params.dbname)
+        if not exists:
+            await conn.execute(f"CREATE DATABASE {quote_ident(params.dbname)}")
+    finally:
+        await conn.close()
+
+
+async def migrate(
+    conn: asyncpg.Connection, schema: str, migrations: Sequence[Migration]
+) -> list[int]:
+    """Applies the migrations not yet applied to `schema`; returns their versions."""
+    applied: list[int] = []
+    q = quote_ident(schema)
+    await conn.execute("SELECT pg_advisory_lock($1)", lock_key("migrate", schema))
+    try:
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {q}.schema_migrations ("
+            " version int PRIMARY KEY, name text NOT NULL,"
+            " applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"] for r in await conn.fetch(f"SELECT version FROM {q}.schema_migrations")
+        }
+        for m in sorted(migrations, key=lambda m: m.version):
+            if m.version in done:
+                continue
+            async with conn.transaction():
+                await conn.execute(m.sql.format(schema=q))
+                await conn.execute(
+                    f"INSERT INTO {q}.schema_migrations (version, name) VALUES ($1, $2)",
+                    m.version,
+                    m.name,
+                )
+            applied.append(m.version)
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock_key("migrate", schema))
+    return applied
+
+
+#: Tables every service has: the outbox relay's state, the consumers' inbox
+#: (processed event ids, offsets, parked events), idempotency keys and the
+#: record of refused requests.
+BASE_MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "infrastructure",
+        """
+        CREATE TABLE {schema}.relay_state (
+            topic text PRIMARY KEY,
+            position bigint NOT NULL DEFAULT 0,
+            epoch int NOT NULL DEFAULT 1,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE {schema}.relay_partitions (
+            topic text NOT NULL,
+            partition int NOT NULL,
+            high_offset bigint NOT NULL,
+            event_id uuid NOT NULL,
+            PRIMARY KEY (topic, partition)
+        );
+        CREATE TABLE {schema}.consumer_offsets (
+            consumer_group text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            next_offset bigint NOT NULL,
+            epoch int NOT NULL,
+            last_event_id uuid,
+            updated_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, topic, partition)
+        );
+        CREATE TABLE {schema}.processed_events (
+            consumer_group text NOT NULL,
+            event_id uuid NOT NULL,
+            source text NOT NULL,
+            position bigint,
+            processed_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (consumer_group, event_id)
+        );
+        CREATE TABLE {schema}.dead_letters (
+            id bigserial PRIMARY KEY,
+            consumer_group text NOT NULL,
+            topic text NOT NULL,
+            partition int NOT NULL,
+            "offset" bigint NOT NULL,
+            event_id uuid,
+            aggregate_id text,
+            event_type text,
+            reason text NOT NULL,
+            error text NOT NULL,
+            message bytea NOT NULL,
+            headers jsonb NOT NULL DEFAULT '[]',
+            parked_at timestamptz NOT NULL DEFAULT now(),
+            redriven_at timestamptz
+        );
+        CREATE INDEX dead_letters_open ON {schema}.dead_letters
+            (consumer_group, aggregate_id) WHERE redriven_at IS NULL;
+        CREATE TABLE {schema}.idempotency_keys (
+            principal text NOT NULL,
+            key text NOT NULL,
+            request_hash text NOT NULL,
+            status_code int NOT NULL,
+            aggregate_id uuid NOT NULL,
+            aggregate_version int NOT NULL,
+            created_at timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (principal, key)
+        );
+        CREATE TABLE {schema}.access_denials (
+            id bigserial PRIMARY KEY,
+            at timestamptz NOT NULL DEFAULT now(),
+            user_id text,
+            role text,
+            method text NOT NULL,
+            path text NOT NULL,
+            status int NOT NULL,
+            reason text NOT NULL
+        );
+        """,
+    ),
+)

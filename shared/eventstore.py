@@ -1,0 +1,206 @@
+"""The event store every service uses: an eventsourcing (9.5) Application on
+PostgreSQL, one schema per service.
+
+`POSTGRES_ENABLE_DB_FUNCTIONS` stays off: its insert function skips the table
+lock that keeps notification ids in commit order, and the relay relies on that
+order. The recorder also writes the idempotency record of a command in the
+same transaction as its events, so a retried command is answered from the
+record and never applied twice, even across a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+from typing import Any, ClassVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import (
+    IntegrityError,
+    JSONTranscoder,
+    Recording,
+    StoredEvent,
+    Transcoding,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Identifier
+
+from shared.catalogue import EventCatalogue
+from shared.clock import Clock, IdFactory, SystemClock, random_ids
+from shared.domain import Actor, CommandContext, LedgerAggregate
+from shared.envelope import EventEnvelope
+from shared.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyRecord
+from shared.settings import Settings
+
+
+class DateAsISO(Transcoding):
+    type = date
+    name = "date_iso"
+
+    def encode(self, obj: date) -> str:
+        return obj.isoformat()
+
+    def decode(self, data: str) -> date:
+        return date.fromisoformat(data)
+
+
+class LedgerRecorder(PostgresApplicationRecorder):
+    """Application recorder that also records idempotency keys atomically."""
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        record = kwargs.get("idempotency")
+        if isinstance(record, IdempotencyRecord):
+            curs.execute(
+                SQL(
+                    "INSERT INTO {}.idempotency_keys (principal, key, request_hash,"
+                    " status_code, aggregate_id, aggregate_version)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
+                ).format(Identifier(self.datastore.schema)),
+                (
+                    record.key.principal,
+                    record.key.key,
+                    record.key.request_hash,
+                    record.key.success_status,
+                    record.aggregate_id,
+                    record.aggregate_version,
+                ),
+            )
+        super()._insert_events(curs, stored_events, **kwargs)
+
+
+def eventsourcing_env(settings: Settings, service: str) -> dict[str, str]:
+    pg = settings.postgres
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "APPLICATION_RECORDER_TOPIC": f"{LedgerRecorder.__module__}:{LedgerRecorder.__qualname__}",
+        "POSTGRES_DBNAME": pg.dbname,
+        "POSTGRES_HOST": pg.host,
+        "POSTGRES_PORT": str(pg.port),
+        "POSTGRES_USER": pg.user,
+        "POSTGRES_PASSWORD": pg.password,
+        "POSTGRES_SCHEMA": settings.schema_of(service),
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": str(settings.db_pool_size - 2),
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_LOCK_TIMEOUT": "10",
+        "POSTGRES_PRE_PING": "y",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
+        "CREATE_TABLE": "y",
+    }
+
+
+class LedgerApplication(Application[UUID]):
+    """Base of each service's application: the only place that saves."""
+
+    SERVICE: ClassVar[str] = ""
+    AGGREGATES: ClassVar[tuple[type[LedgerAggregate], ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # The events table is `<schema>.<SERVICE>_events`.
+        cls.name = cls.SERVICE
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        new_id: IdFactory = random_ids,
+    ) -> None:
+        if not self.SERVICE:
+            raise TypeError(f"{type(self).__name__} must set SERVICE")
+        self.settings = settings
+        self.clock: Clock = clock or SystemClock()
+        self.new_id = new_id
+        self.catalogue = EventCatalogue(self.SERVICE, self.AGGREGATES)
+        super().__init__(env=eventsourcing_env(settings, self.SERVICE))
+
+    @property
+    def schema(self) -> str:
+        return self.settings.schema_of(self.SERVICE)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(DateAsISO())
+
+    def context(
+        self,
+        actor: Actor,
+        *,
+        correlation_id: UUID | None = None,
+        causation_id: UUID | None = None,
+        traceparent: str | None = None,
+        idempotency: IdempotencyKey | None = None,
+    ) -> CommandContext:
+        return CommandContext(
+            actor=actor,
+            correlation_id=correlation_id or self.new_id(),
+            causation_id=causation_id,
+            clock=self.clock,
+            new_id=self.new_id,
+            traceparent=traceparent,
+            idempotency=idempotency,
+        )
+
+    def save_in(self, ctx: CommandContext, *aggregates: LedgerAggregate) -> list[Recording[UUID]]:
+        """Saves the command's aggregates, with its idempotency record, in one
+        transaction. The first aggregate is the one the command answers with."""
+        record = None
+        if ctx.idempotency is not None and aggregates:
+            first = aggregates[0]
+            record = IdempotencyRecord(ctx.idempotency, first.id, first.version)
+        return self.save(*aggregates, idempotency=record)
+
+    def find_idempotent(self, key: IdempotencyKey) -> IdempotencyRecord | None:
+        sql = SQL(
+            "SELECT request_hash, status_code, aggregate_id, aggregate_version"
+            " FROM {}.idempotency_keys WHERE principal = %s AND key = %s"
+        ).format(Identifier(self.schema))
+        with self.recorder_datastore().get_connection() as conn, conn.cursor() as curs:
+            curs.execute(sql, (key.principal, key.key))
+            row = curs.fetchone()
+        if row is None:
+            return None
+        if row["request_hash"] != key.request_hash:
+            raise IdempotencyKeyReused(
+                "this Idempotency-Key was used before with a different request"
+            )
+        stored = IdempotencyKey(key.principal, key.key, key.request_hash, row["status_code"])
+        return IdempotencyRecord(stored, row["aggregate_id"], row["aggregate_version"])
+
+    def recorder_datastore(self) -> Any:
+        assert isinstance(self.recorder, LedgerRecorder)
+        return self.recorder.datastore
+
+    def history(self, aggregate_id: UUID) -> list[EventEnvelope]:
+        """Every event of one aggregate, as published (oldest first)."""
+        events = list(self.events.get(aggregate_id))
+        if not events:
+            raise AggregateNotFoundError(aggregate_id)
+        return [
+            self.catalogue.to_envelope(e) for e in events if isinstance(e, LedgerAggregate.Event)
+        ]
+
+    def log_head(self) -> int:
+        """Highest notification id in this service's event store (0 if empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def ping(self) -> None:
+        with self.recorder_datastore().get_connection() as conn, conn.cursor() as curs:
+            curs.execute("SELECT 1")
+
+
+__all__ = [
+    "IdempotencyKey",
+    "IdempotencyKeyReused",
+    "IdempotencyRecord",
+    "IntegrityError",
+    "LedgerApplication",
+    "LedgerRecorder",
+]

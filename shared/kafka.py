@@ -1,0 +1,114 @@
+"""Kafka plumbing: clients configured for both Tansu (dev) and Kafka (prod).
+
+Tansu facts that shape this module (TOOLCHAIN.md and our own probes):
+- no idempotent or transactional producer: `enable_idempotence` stays off and
+  exactly-once is the consumers' job (event ids), not the broker's;
+- ListOffsets(latest) answers the last *batch's* base offset + 1, so end
+  offsets are never used for correctness; the high watermark carried by fetch
+  responses is right and is what we read;
+- a fetch beyond the end of a partition waits instead of failing with
+  OFFSET_OUT_OF_RANGE, so a log that got shorter is detected by comparing our
+  position with the high watermark;
+- topics live in memory only, and unknown topics are auto-created on metadata
+  requests with one partition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from shared.settings import Settings
+
+log = logging.getLogger(__name__)
+
+Headers = list[tuple[str, bytes]]
+
+
+def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
+    for key, value in headers or ():
+        if key == name:
+            return value.decode()
+    return None
+
+
+def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        enable_idempotence=False,
+        acks="all",
+        linger_ms=2,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+        retry_backoff_ms=200,
+    )
+
+
+def make_probe_consumer(settings: Settings, client_id: str) -> AIOKafkaConsumer:
+    """A consumer without group, for reading single records and watermarks."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id=client_id,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="none",
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+
+
+async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
+    """Creates the topics that do not exist; returns the ones created."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="partnerledger-admin",
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        created: list[str] = []
+        for topic in missing:
+            try:
+                await admin.create_topics(
+                    [
+                        NewTopic(
+                            topic, num_partitions=settings.topic_partitions, replication_factor=1
+                        )
+                    ]
+                )
+                created.append(topic)
+            except TopicAlreadyExistsError:
+                pass
+        return created
+    finally:
+        await admin.close()
+
+
+async def broker_reachable(settings: Settings, within_s: float = 3.0) -> bool:
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        client_id="partnerledger-health",
+        request_timeout_ms=int(within_s * 1000),
+    )
+    try:
+        async with asyncio.timeout(within_s):
+            await admin.start()
+            await admin.list_topics()
+        return True
+    except Exception:  # any failure means "not reachable" for a health probe
+        return False
+    finally:
+        with contextlib.suppress(Exception):  # closing a half-open client may fail
+            await admin.close()
+
+
+def tp(topic: str, partition: int) -> TopicPartition:
+    return TopicPartition(topic, partition)

@@ -1,0 +1,360 @@
+"""How a service process is put together and run.
+
+A service declares a `ServiceSpec` (its application, routers, migrations and
+consumers); this module wires the rest, the same for all four services: the
+database schema, the asyncpg pool, token verification, the outbox relay and
+the consumers as background tasks, health and status endpoints, metrics,
+tracing, logging and problem+json errors.
+
+`python -m services.<name>` runs it. `--role api` serves HTTP only,
+`--role relay` / `--role consumers` run one worker kind without HTTP (their
+own processes or pods), `--role all` (default) runs everything in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.routing import Match
+
+from shared import kafka
+from shared.auth import TokenVerifier
+from shared.catalogue import EventCatalogue
+from shared.clock import Clock, SystemClock
+from shared.consumer import Consumer, Subscription, read_consumer_offsets
+from shared.db import BASE_MIGRATIONS, Migration, connect, create_pool, migrate, quote_ident
+from shared.envelope import envelope_json_schema
+from shared.eventstore import LedgerApplication
+from shared.problems import install_problem_handlers, problem_response
+from shared.relay import Relay, read_relay_status
+from shared.settings import Settings, load_settings
+from shared.telemetry import HTTP_LATENCY, configure_logging, configure_tracing
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ConsumerSpec:
+    name: str
+    subscriptions: Sequence[Subscription]
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    title: str
+    description: str
+    application: type[LedgerApplication]
+    routers: Sequence[APIRouter] = ()
+    migrations: Sequence[Migration] = ()
+    consumers: Sequence[ConsumerSpec] = ()
+
+
+@dataclass
+class Runtime:
+    spec: ServiceSpec
+    settings: Settings
+    clock: Clock
+    application: LedgerApplication
+    pool: asyncpg.Pool
+    verifier: TokenVerifier
+    relay: Relay | None = None
+    consumers: list[Consumer] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def schema(self) -> str:
+        return self.settings.schema_of(self.spec.name)
+
+    @property
+    def quoted_schema(self) -> str:
+        return quote_ident(self.schema)
+
+
+async def prepare_schema(spec: ServiceSpec, settings: Settings) -> None:
+    conn = await connect(settings.postgres, application_name=f"{spec.name}-migrate")
+    try:
+        await migrate(conn, settings.schema_of(spec.name), [*BASE_MIGRATIONS, *spec.migrations])
+    finally:
+        await conn.close()
+
+
+async def start_runtime(
+    spec: ServiceSpec,
+    settings: Settings,
+    clock: Clock,
+    *,
+    relay: bool,
+    consumers: bool,
+) -> Runtime:
+    await prepare_schema(spec, settings)
+    pool = await create_pool(
+        settings.postgres,
+        application_name=spec.name,
+        schema=settings.schema_of(spec.name),
+        max_size=settings.db_async_pool_size,
+    )
+    application = await asyncio.to_thread(spec.application, settings, clock=clock)
+    rt = Runtime(
+        spec=spec,
+        settings=settings,
+        clock=clock,
+        application=application,
+        pool=pool,
+        verifier=TokenVerifier(settings),
+    )
+    if relay:
+        rt.relay = Relay(application)
+        rt.tasks.append(asyncio.create_task(rt.relay.run(rt.stop), name=f"{spec.name}-relay"))
+    if consumers:
+        for cspec in spec.consumers:
+            consumer = Consumer(
+                owner=spec.name,
+                name=cspec.name,
+                settings=settings,
+                subscriptions=cspec.subscriptions,
+                pool=pool,
+            )
+            rt.consumers.append(consumer)
+            rt.tasks.append(asyncio.create_task(consumer.run(rt.stop), name=consumer.group))
+    return rt
+
+
+async def stop_runtime(rt: Runtime) -> None:
+    rt.stop.set()
+    if rt.tasks:
+        _, pending = await asyncio.wait(rt.tasks, timeout=10)
+        for task in pending:
+            task.cancel()
+    await rt.pool.close()
+    await asyncio.to_thread(rt.application.close)
+
+
+async def status_of(rt: Runtime) -> dict[str, Any]:
+    """Relay and consumer positions: what `partnerledger status` shows and
+    what tests wait on (tracked positions, never sleeps)."""
+    head = await asyncio.to_thread(rt.application.log_head)
+    topic = rt.settings.topic_of(rt.spec.name)
+    async with rt.pool.acquire() as conn:
+        relay = await read_relay_status(conn, rt.schema, topic)
+        offsets = await read_consumer_offsets(
+            conn, rt.schema, rt.settings.consumer_group_of(rt.spec.name)
+        )
+        parked = await conn.fetchval(
+            f"SELECT count(*) FROM {rt.quoted_schema}.dead_letters WHERE redriven_at IS NULL"
+        )
+    relay["head"] = head
+    relay["lag"] = max(head - relay["position"], 0)
+    relay["active_here"] = bool(rt.relay and rt.relay.active)
+    consumers = {c.group: c.status() for c in rt.consumers}
+    for group, stored in offsets.items():
+        consumers.setdefault(group, {"group": group, "assigned": {}, "ready": False})
+        consumers[group]["stored_offsets"] = stored
+    return {
+        "service": rt.spec.name,
+        "relay": relay,
+        "consumers": consumers,
+        "dead_letters_open": parked,
+    }
+
+
+def ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    async def readyz(request: Request) -> Response:
+        rt: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        try:
+            async with asyncio.timeout(3):
+                await rt.pool.fetchval("SELECT 1")
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"unreachable: {exc!r}"[:200]
+        reachable = await kafka.broker_reachable(rt.settings)
+        checks["broker"] = "ok" if reachable else "unreachable"
+        if all(v == "ok" for v in checks.values()):
+            return JSONResponse({"status": "ready", "checks": checks})
+        return problem_response(
+            request, 503, "Not ready", "; ".join(f"{k}: {v}" for k, v in checks.items())
+        )
+
+    @router.get("/metrics", summary="Prometheus metrics")
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @router.get("/v1/ops/status", summary="Relay and consumer positions, lag, dead letters")
+    async def status(request: Request) -> dict[str, Any]:
+        rt: Runtime = request.app.state.runtime
+        return await status_of(rt)
+
+    return router
+
+
+class LatencyMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = "unmatched"
+        for candidate in request.app.router.routes:
+            match, _ = candidate.matches(request.scope)
+            if match == Match.FULL:
+                route = getattr(candidate, "path", "unmatched")
+                break
+        HTTP_LATENCY.labels(self.service, request.method, route, str(response.status_code)).observe(
+            time.perf_counter() - started
+        )
+        return response
+
+
+def create_app(
+    spec: ServiceSpec,
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    run_relay: bool | None = None,
+    run_consumers: bool | None = None,
+) -> FastAPI:
+    settings = settings or load_settings()
+    clock = clock or SystemClock()
+    relay = settings.run_relay if run_relay is None else run_relay
+    consumers = settings.run_consumers if run_consumers is None else run_consumers
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = await start_runtime(spec, settings, clock, relay=relay, consumers=consumers)
+        app.state.runtime = rt
+        log.info("%s service ready", spec.name)
+        try:
+            yield
+        finally:
+            await stop_runtime(rt)
+
+    app = FastAPI(
+        title=spec.title,
+        description=spec.description,
+        version="1.0.0",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.add_middleware(LatencyMiddleware, service=spec.name)
+    app.include_router(ops_router())
+    for router in spec.routers:
+        app.include_router(router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="healthz,readyz,metrics")
+    return app
+
+
+async def run_workers(
+    spec: ServiceSpec, settings: Settings, *, relay: bool, consumers: bool
+) -> None:
+    """Runs relay and/or consumers without HTTP until SIGTERM/SIGINT."""
+    rt = await start_runtime(spec, settings, SystemClock(), relay=relay, consumers=consumers)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, rt.stop.set)
+    log.info("%s workers running (relay=%s, consumers=%s)", spec.name, relay, consumers)
+    await rt.stop.wait()
+    await stop_runtime(rt)
+
+
+async def redrive(spec: ServiceSpec, settings: Settings, aggregate: str | None) -> int:
+    """Re-applies parked events of every consumer of the service; 1 if some stay."""
+    rt = await start_runtime(spec, settings, SystemClock(), relay=False, consumers=False)
+    stuck = 0
+    try:
+        for cspec in spec.consumers:
+            consumer = Consumer(
+                owner=spec.name,
+                name=cspec.name,
+                settings=settings,
+                subscriptions=cspec.subscriptions,
+                pool=rt.pool,
+            )
+            result = await consumer.redrive(aggregate)
+            log.info(
+                "redrive %s: applied %s, still parked %s %s",
+                consumer.group,
+                result.applied,
+                result.still_parked,
+                result.errors,
+            )
+            stuck += result.still_parked
+    finally:
+        await stop_runtime(rt)
+    return 1 if stuck else 0
+
+
+def export_schemas(spec: ServiceSpec, settings: Settings, target: Path) -> None:
+    catalogue = EventCatalogue(spec.name, spec.application.AGGREGATES)
+    written = catalogue.export(target)
+    envelope = target / "envelope.v1.json"
+    text = json.dumps(envelope_json_schema(), indent=2, ensure_ascii=False, sort_keys=True)
+    envelope.write_text(text + "\n")
+    for path in written:
+        log.info("wrote %s", path)
+
+
+def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog=f"python -m services.{spec.name}", description=spec.title)
+    parser.add_argument("--role", choices=["all", "api", "relay", "consumers"], default="all")
+    parser.add_argument("--port", type=int, default=None)
+    parser.add_argument("--redrive", action="store_true", help="re-apply parked events, then exit")
+    parser.add_argument("--aggregate", default=None, help="with --redrive: only this aggregate")
+    parser.add_argument("--export-schemas", type=Path, default=None, metavar="DIR")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    configure_logging(spec.name, settings)
+    if args.export_schemas is not None:
+        export_schemas(spec, settings, args.export_schemas)
+        return
+    if args.redrive:
+        raise SystemExit(asyncio.run(redrive(spec, settings, args.aggregate)))
+    configure_tracing(spec.name, settings)
+    if args.role in ("relay", "consumers"):
+        asyncio.run(
+            run_workers(
+                spec, settings, relay=args.role == "relay", consumers=args.role == "consumers"
+            )
+        )
+        return
+    app = create_app(
+        spec,
+        settings,
+        run_relay=settings.run_relay and args.role == "all",
+        run_consumers=settings.run_consumers and args.role == "all",
+    )
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=args.port or settings.port_of(spec.name),
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

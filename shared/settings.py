@@ -1,0 +1,152 @@
+"""Runtime settings, read from the environment (pydantic-settings).
+
+Every value has a default that works in embedded mode (`make run`), so a fresh
+checkout needs no configuration. Production sets DATABASE_URL,
+KAFKA_BOOTSTRAP_SERVERS and the JWT issuer/JWKS instead.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICE_NAMES: tuple[str, ...] = ("partner", "approval", "docs", "kpi")
+DEFAULT_PORTS: dict[str, int] = {"partner": 8001, "approval": 8002, "docs": 8003, "kpi": 8004}
+
+
+class PostgresParams(BaseModel):
+    """DATABASE_URL split into the keyword arguments both drivers understand."""
+
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+
+def parse_database_url(url: str) -> PostgresParams:
+    """Accepts `postgresql://user:pw@host:port/db` and the unix-socket form
+    `postgresql://user@/db?host=/socket/dir` that embedded PostgreSQL hands out."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("postgresql", "postgres"):
+        raise ValueError(f"DATABASE_URL must start with postgresql://, got {parts.scheme!r}")
+    query = parse_qs(parts.query)
+    host = query.get("host", [parts.hostname or ""])[0] or "127.0.0.1"
+    port = int(query.get("port", [str(parts.port or 5432)])[0])
+    dbname = unquote(parts.path.lstrip("/")) or "postgres"
+    return PostgresParams(
+        host=host,
+        port=port,
+        user=unquote(parts.username or "postgres"),
+        password=unquote(parts.password or ""),
+        dbname=dbname,
+    )
+
+
+class Settings(BaseSettings):
+    """One settings object for every process; services read the part they need."""
+
+    model_config = SettingsConfigDict(env_prefix="PL_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path(".data"), description="Embedded data, keys and logs.")
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "PL_DATABASE_URL"),
+        description="Unset: the embedded PostgreSQL under data_dir/pg (unix socket).",
+    )
+    database_name: str = Field(
+        default="partnerledger", description="Database created in embedded mode."
+    )
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "PL_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    schema_prefix: str = Field(
+        default="",
+        description="Prefix for every schema, topic and consumer group (test isolation).",
+    )
+    topic_partitions: int = Field(default=3, ge=1, le=256)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=50, ge=1, le=5000, description="Tansu answers waiting fetches late: keep low."
+    )
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=1000)
+    relay_batch_size: int = Field(default=500, ge=1, le=10_000)
+    relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    relay_reset_check_interval_s: float = Field(default=2.0, gt=0)
+    consumer_max_records: int = Field(default=500, ge=1)
+    db_pool_size: int = Field(
+        default=8, ge=2, le=100, description="Event-store connections per process (psycopg)."
+    )
+    db_async_pool_size: int = Field(
+        default=5, ge=1, le=100, description="Projection/ops connections per process (asyncpg)."
+    )
+    host: str = "127.0.0.1"
+    partner_port: int = DEFAULT_PORTS["partner"]
+    approval_port: int = DEFAULT_PORTS["approval"]
+    docs_port: int = DEFAULT_PORTS["docs"]
+    kpi_port: int = DEFAULT_PORTS["kpi"]
+    broker_port: int = Field(default=9092, description="Port of the embedded broker.")
+    run_relay: bool = Field(default=True, description="Run the outbox relay in the API process.")
+    run_consumers: bool = Field(default=True, description="Run the consumers in the API process.")
+    jwt_secret: str | None = Field(
+        default=None, description="HS256 secret; unset: a dev key generated in data_dir."
+    )
+    jwt_issuer: str = "partnerledger-dev"
+    jwt_audience: str = "partnerledger"
+    jwt_jwks_url: str | None = Field(
+        default=None, description="Production: verify RS256/EdDSA tokens against this JWKS."
+    )
+    jwt_leeway_s: int = Field(default=30, ge=0, le=300)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_json: bool = True
+    otel_exporter_otlp_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "PL_OTEL_ENDPOINT"),
+    )
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+
+    @field_validator("schema_prefix")
+    @classmethod
+    def _prefix_is_identifier(cls, value: str) -> str:
+        if value and not (value.replace("_", "").isalnum() and value.isascii()):
+            raise ValueError("schema_prefix may hold only ASCII letters, digits and '_'")
+        return value.lower()
+
+    @cached_property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        socket_dir = (self.data_dir / "pg").resolve()
+        return f"postgresql://postgres@/{self.database_name}?host={socket_dir}"
+
+    @property
+    def postgres(self) -> PostgresParams:
+        return parse_database_url(self.effective_database_url)
+
+    def port_of(self, service: str) -> int:
+        ports = {
+            "partner": self.partner_port,
+            "approval": self.approval_port,
+            "docs": self.docs_port,
+            "kpi": self.kpi_port,
+        }
+        return ports[service]
+
+    def schema_of(self, service: str) -> str:
+        return f"{self.schema_prefix}{service}"
+
+    def topic_of(self, service: str) -> str:
+        """`partner.events`, ... (prefixed for isolated test runs)."""
+        return f"{self.schema_prefix}{service}.events"
+
+    def consumer_group_of(self, service: str) -> str:
+        return f"{self.schema_prefix}{service}"
+
+
+def load_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Test support: real infrastructure (embedded PostgreSQL, Tansu) and helpers."""

@@ -1,0 +1,46 @@
+"""Services in the test process: the real FastAPI app with its lifespan (real
+PostgreSQL, real broker), reached through httpx's ASGI transport."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from shared.clock import Clock
+from shared.runtime import Runtime, ServiceSpec, create_app, status_of
+from shared.settings import Settings
+
+
+@dataclass
+class RunningService:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def runtime(self) -> Runtime:
+        rt: Runtime = self.app.state.runtime
+        return rt
+
+    async def status(self) -> dict[str, Any]:
+        return await status_of(self.runtime)
+
+
+@contextlib.asynccontextmanager
+async def running(
+    spec: ServiceSpec,
+    settings: Settings,
+    *,
+    relay: bool = True,
+    consumers: bool = True,
+    clock: Clock | None = None,
+) -> AsyncIterator[RunningService]:
+    app = create_app(spec, settings, run_relay=relay, run_consumers=consumers, clock=clock)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield RunningService(app, client)
