@@ -7,8 +7,9 @@ advisory lock so replicas starting together do not race.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -86,14 +87,25 @@ async def ensure_database(params: PostgresParams) -> None:
         await conn.close()
 
 
+@contextlib.asynccontextmanager
+async def schema_lock(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
+    """Serialises schema changes of one service across processes (replicas
+    starting together; CREATE TABLE IF NOT EXISTS is not safe when raced).
+    Re-entrant within the session."""
+    await conn.execute("SELECT pg_advisory_lock($1)", lock_key("migrate", schema))
+    try:
+        yield
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock($1)", lock_key("migrate", schema))
+
+
 async def migrate(
     conn: asyncpg.Connection, schema: str, migrations: Sequence[Migration]
 ) -> list[int]:
     """Applies the migrations not yet applied to `schema`; returns their versions."""
     applied: list[int] = []
     q = quote_ident(schema)
-    await conn.execute("SELECT pg_advisory_lock($1)", lock_key("migrate", schema))
-    try:
+    async with schema_lock(conn, schema):
         await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {q}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {q}.schema_migrations ("
@@ -114,8 +126,6 @@ async def migrate(
                     m.name,
                 )
             applied.append(m.version)
-    finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", lock_key("migrate", schema))
     return applied
 
 

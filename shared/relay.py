@@ -140,16 +140,18 @@ class Relay:
                 backoff = min(backoff * 2, 5.0)
         await self._close()
 
-    async def _run_active(self, stop: asyncio.Event) -> None:
-        self._conn = await connect(self.settings.postgres, application_name=f"{self.service}-relay")
-        while not await self._conn.fetchval(
+    async def open(self) -> bool:
+        """Connects and tries to become this topic's active relay (an advisory
+        lock on a dedicated session); False while another replica holds it."""
+        if self._conn is None:
+            self._conn = await connect(
+                self.settings.postgres, application_name=f"{self.service}-relay"
+            )
+        got = await self._conn.fetchval(
             "SELECT pg_try_advisory_lock($1)", lock_key("relay", self.topic)
-        ):
-            self.active = False
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
-            if stop.is_set():
-                return
+        )
+        if not got:
+            return False
         self.active = True
         log.info("relay %s active for %s", self.service, self.topic)
         await self._conn.add_listener(f"{self.service}_events", self._on_notify)
@@ -158,6 +160,21 @@ class Relay:
         await kafka.ensure_topics(self.settings, [self.topic])
         self.state = await self._load_state()
         self._next_check = 0.0
+        return True
+
+    async def drain(self) -> int:
+        """Publishes until nothing is left; returns how many were published."""
+        total = 0
+        while moved := await self.step():
+            total += moved
+        return total
+
+    async def _run_active(self, stop: asyncio.Event) -> None:
+        while not await self.open():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), 2.0)
+            if stop.is_set():
+                return
         while not stop.is_set():
             moved = await self.step()
             if moved == 0:
@@ -174,6 +191,10 @@ class Relay:
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
+
+    async def close(self) -> None:
+        """Stops publishing and gives up the lock (another replica takes over)."""
+        await self._close()
 
     async def _close(self) -> None:
         self.active = False

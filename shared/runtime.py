@@ -39,7 +39,15 @@ from shared.auth import TokenVerifier
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, SystemClock
 from shared.consumer import Consumer, Subscription, read_consumer_offsets
-from shared.db import BASE_MIGRATIONS, Migration, connect, create_pool, migrate, quote_ident
+from shared.db import (
+    BASE_MIGRATIONS,
+    Migration,
+    connect,
+    create_pool,
+    migrate,
+    quote_ident,
+    schema_lock,
+)
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
 from shared.problems import install_problem_handlers, problem_response
@@ -89,10 +97,15 @@ class Runtime:
         return quote_ident(self.schema)
 
 
-async def prepare_schema(spec: ServiceSpec, settings: Settings) -> None:
+async def prepare_schema(spec: ServiceSpec, settings: Settings, clock: Clock) -> LedgerApplication:
+    """Migrates the service's schema and opens its event store (which creates
+    its tables), holding the schema lock so that replicas never race."""
+    schema = settings.schema_of(spec.name)
     conn = await connect(settings.postgres, application_name=f"{spec.name}-migrate")
     try:
-        await migrate(conn, settings.schema_of(spec.name), [*BASE_MIGRATIONS, *spec.migrations])
+        async with schema_lock(conn, schema):
+            await migrate(conn, schema, [*BASE_MIGRATIONS, *spec.migrations])
+            return await asyncio.to_thread(spec.application, settings, clock=clock)
     finally:
         await conn.close()
 
@@ -105,14 +118,13 @@ async def start_runtime(
     relay: bool,
     consumers: bool,
 ) -> Runtime:
-    await prepare_schema(spec, settings)
+    application = await prepare_schema(spec, settings, clock)
     pool = await create_pool(
         settings.postgres,
         application_name=spec.name,
         schema=settings.schema_of(spec.name),
         max_size=settings.db_async_pool_size,
     )
-    application = await asyncio.to_thread(spec.application, settings, clock=clock)
     rt = Runtime(
         spec=spec,
         settings=settings,

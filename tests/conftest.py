@@ -7,7 +7,14 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from shared.settings import Settings
+from shared.telemetry import configure_tracing
 from tests.support.infra import Infra, create_topics, drop_schemas, start_infra
+
+
+@pytest.fixture(scope="session", autouse=True)
+def tracing() -> None:
+    """Real tracing, as in the services, so trace context can be asserted."""
+    configure_tracing("tests", Settings())
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,143 @@
+"""The idempotent consumer (DESIGN.md section 2, step 4), on the kpi
+projection of partners (R2.1):
+
+- the same event delivered twice changes the projection once;
+- an event that fails deterministically is parked with the later events of
+  its aggregate, the rest flows on, and a re-drive after the fix applies it once;
+- a higher relay epoch makes the consumer re-read the partition from the start
+  without counting anything twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from services.kpi.consumers.partners import PARTNER_EVENTS, partner_registered
+from services.kpi.service import SPEC as KPI
+from shared.consumer import Consumer, PoisonEvent, Subscription
+from shared.db import DbConn
+from shared.envelope import EventEnvelope
+from shared.settings import Settings
+from tests.support.apps import RunningService, running
+from tests.support.auth import auth
+from tests.support.data import registration
+from tests.support.events import envelope, produce
+from tests.support.waiting import wait_until
+
+pytestmark = pytest.mark.integration
+
+
+def registered(n: int, aggregate: uuid.UUID | None = None, **kw: int) -> EventEnvelope:
+    body = registration(n)
+    payload = {k: body[k] for k in ("name", "unified_social_credit_code", "contact")}
+    payload["service_categories"] = body["service_categories"]
+    return envelope("PartnerRegistered", aggregate or uuid.uuid4(), payload, **kw)
+
+
+def group(settings: Settings) -> str:
+    return f"{settings.consumer_group_of('kpi')}.projections"
+
+
+def applied_through(kpi: RunningService, settings: Settings, partition: int, offset: int):  # type: ignore[no-untyped-def]
+    """Waits on the consumer's stored offset, never on time."""
+
+    async def check() -> bool:
+        stored = await kpi.runtime.pool.fetchval(
+            "SELECT next_offset FROM consumer_offsets WHERE consumer_group = $1"
+            " AND topic = $2 AND partition = $3",
+            group(settings),
+            settings.topic_of("partner"),
+            partition,
+        )
+        return stored is not None and stored > offset
+
+    return check
+
+
+async def total(kpi: RunningService, settings: Settings) -> int:
+    response = await kpi.client.get("/v1/kpi/partners/summary", headers=auth(settings))
+    assert response.status_code == 200
+    value: int = response.json()["total"]
+    return value
+
+
+async def test_same_event_delivered_twice_changes_the_projection_once(settings: Settings) -> None:
+    async with running(KPI, settings, relay=False) as kpi:
+        event = registered(1)
+        offsets = await produce(settings, settings.topic_of("partner"), [event, event])
+        await wait_until(applied_through(kpi, settings, 0, offsets[-1]), what="both deliveries")
+        assert await total(kpi, settings) == 1
+        assert await kpi.runtime.pool.fetchval("SELECT count(*) FROM processed_events") == 1
+
+
+async def test_poison_event_is_parked_with_its_aggregate_and_redriven_once(
+    settings: Settings,
+) -> None:
+    poisoned, healthy = uuid.uuid4(), uuid.uuid4()
+    topic = settings.topic_of("partner")
+    async with running(KPI, settings, relay=False) as kpi:
+        events = [
+            registered(1, poisoned, schema_version=2),  # this build cannot read v2
+            registered(2, poisoned, version=2),  # a later event of the same aggregate
+            registered(3, healthy),
+            b"{not json",
+        ]
+        offsets = await produce(settings, topic, events)
+        await wait_until(applied_through(kpi, settings, 0, offsets[-1]), what="all four seen")
+        parked = await kpi.runtime.pool.fetch(
+            "SELECT aggregate_id, event_type, reason FROM dead_letters ORDER BY id"
+        )
+        assert [r["aggregate_id"] for r in parked[:2]] == [str(poisoned)] * 2
+        assert parked[0]["reason"] == "handler failed"
+        assert parked[1]["reason"] == "an earlier event of this aggregate is parked"
+        assert parked[2]["reason"] == "unreadable envelope"
+        assert await total(kpi, settings) == 1  # the healthy aggregate flowed on
+
+        # A later build understands v2: re-drive applies the parked events, once.
+        fixed = Consumer(
+            owner="kpi",
+            name="projections",
+            settings=settings,
+            subscriptions=[
+                Subscription("partner", {"PartnerRegistered": _reads_v1_and_v2}),
+            ],
+            pool=kpi.runtime.pool,
+        )
+        result = await fixed.redrive(str(poisoned))
+        assert (result.applied, result.errors) == (2, [])
+        assert await total(kpi, settings) == 2
+        again = await fixed.redrive(str(poisoned))
+        assert again.applied == 0
+        assert await total(kpi, settings) == 2
+
+
+async def _reads_v1_and_v2(conn: DbConn, event: EventEnvelope) -> None:
+    if event.schema_version not in (1, 2):
+        raise PoisonEvent("unknown version")
+    await partner_registered(conn, event.model_copy(update={"schema_version": 1}))
+
+
+async def test_higher_epoch_rereads_the_partition_without_double_counting(
+    settings: Settings,
+) -> None:
+    topic = settings.topic_of("partner")
+    first = [registered(n) for n in range(3)]
+    async with running(KPI, settings, relay=False) as kpi:
+        offsets = await produce(settings, topic, list(first), epoch=1)
+        await wait_until(applied_through(kpi, settings, 0, offsets[-1]), what="epoch 1")
+        # The relay republished everything under epoch 2 (as after a broker loss),
+        # followed by one new event.
+        later = registered(9)
+        offsets = await produce(settings, topic, [*first, later], epoch=2)
+        await wait_until(applied_through(kpi, settings, 0, offsets[-1]), what="epoch 2")
+        assert await total(kpi, settings) == 4
+        row = await kpi.runtime.pool.fetchrow(
+            "SELECT epoch, next_offset FROM consumer_offsets WHERE partition = 0"
+        )
+        assert dict(row) == {"epoch": 2, "next_offset": offsets[-1] + 1}
+
+
+def test_subscription_names_the_events_it_reads() -> None:
+    assert set(PARTNER_EVENTS.handlers) == {"PartnerRegistered"}
