@@ -145,19 +145,31 @@ class Supervisor:
     def _banner(self) -> None:
         host = self.settings.host
         self.console.print("\n[bold green]Partner Ledger is running.[/bold green]")
+        lines = []
         for child in self.children:
             base = f"http://{host}:{child.port}"
-            self.console.print(
-                f"  {child.name:<9} {base}/docs   (API {base}/v1, status {base}/v1/ops/status)"
-            )
-        self.console.print(
-            "\nA token:   .venv/bin/partnerledger token --user alice --role director\n"
-            'Try:       curl -H "Authorization: Bearer $TOKEN" '
-            f"http://{host}:{self.settings.kpi_port}/v1/kpi/partners/summary\n"
-            "Positions: .venv/bin/partnerledger status\n"
-            f"Logs:      {self.log_dir}/\n"
-            "Ctrl-C stops everything; data stays in .data/ for the next run.\n"
-        )
+            lines.append(f"  {child.name:<9} {base}/docs   status: {base}/v1/ops/status")
+        kpi = f"http://{host}:{self.settings.kpi_port}"
+        partner = f"http://{host}:{self.settings.partner_port}"
+        lines += [
+            "",
+            "Get a token (roles: director, project_manager, specialist, dept_head, finance,",
+            "ceo, auditor, partner):",
+            "  export TOKEN=$(.venv/bin/partnerledger token --user alice --role director)",
+            "Register a partner and see it counted:",
+            f'  curl -X POST {partner}/v1/partners -H "Authorization: Bearer $TOKEN" \\',
+            '    -H \'Content-Type: application/json\' -d \'{"name": "福州云栈信息技术有限公司",',
+            '    "unified_social_credit_code": "91350100M000100Y43", "contact": {"name":',
+            '    "林晓", "email": "lin@example.com", "phone": "13800138000"},',
+            '    "service_categories": ["运维外包"]}\'',
+            f'  curl -H "Authorization: Bearer $TOKEN" {kpi}/v1/kpi/partners/summary',
+            "Positions and lag: .venv/bin/partnerledger status",
+            f"Logs: {self.log_dir}/",
+            "Ctrl-C stops everything; data stays in .data/ for the next run.",
+            "",
+        ]
+        for line in lines:
+            self.console.print(line, soft_wrap=True, highlight=False, markup=False)
 
     # -- supervise ---------------------------------------------------------------
 
