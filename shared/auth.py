@@ -165,6 +165,8 @@ class TokenVerifier:
         if role not in ROLES:
             raise AuthError(f"token role {role!r} is not one of {', '.join(ROLES)}")
         partner_id = claims.get("partner_id")
+        if partner_id is not None and (not isinstance(partner_id, str) or len(partner_id) > 200):
+            raise AuthError("partner_id must be a string")
         if role == PARTNER and not partner_id:
             raise AuthError("a partner token must carry partner_id")
         sub = claims["sub"]

@@ -194,10 +194,27 @@ def _type_signature(schema: dict[str, Any], node: dict[str, Any]) -> str:
     return sig
 
 
+def _nested_object(schema: dict[str, Any], node: dict[str, Any]) -> tuple[dict[str, Any], str]:
+    """The object schema a field holds, if any: directly, as an optional
+    (`anyOf [object, null]`) or as list items; with the path suffix to show."""
+    node = _resolve(schema, node)
+    if "anyOf" in node:
+        objects = [_resolve(schema, n) for n in node["anyOf"] if n.get("type") != "null"]
+        if len(objects) == 1:
+            return _nested_object(schema, objects[0])
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        inner, suffix = _nested_object(schema, node["items"])
+        return inner, "[]" + suffix
+    if node.get("type") == "object" and "properties" in node:
+        return node, ""
+    return {}, ""
+
+
 def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
     """What makes `new` unable to describe events written under `old`, or
     makes consumers written against `old` break on events under `new`:
-    a removed field, a changed type, a field newly required."""
+    a removed field, a changed type, a field newly required, at any depth
+    (nested objects, optional objects, objects in lists)."""
     problems: list[str] = []
     old_props: dict[str, Any] = old.get("properties", {})
     new_props: dict[str, Any] = new.get("properties", {})
@@ -211,11 +228,12 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "") 
         if old_sig != new_sig:
             problems.append(f"field '{where}' changed type {old_sig} -> {new_sig}")
             continue
-        old_obj, new_obj = _resolve(old, old_node), _resolve(new, new_props[name])
-        if old_obj.get("type") == "object" and "properties" in old_obj:
+        old_obj, suffix = _nested_object(old, old_node)
+        new_obj, _ = _nested_object(new, new_props[name])
+        if old_obj:
             merged_old = {**old_obj, "$defs": old.get("$defs", {})}
             merged_new = {**new_obj, "$defs": new.get("$defs", {})}
-            problems += incompatibilities(merged_old, merged_new, f"{where}.")
+            problems += incompatibilities(merged_old, merged_new, f"{where}{suffix}.")
     newly_required = set(new.get("required", [])) - set(old.get("required", []))
     problems += [f"field '{path}{name}' newly required" for name in sorted(newly_required)]
     return problems

@@ -10,6 +10,7 @@ a programming error, so no event can ever be stored without an actor.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
@@ -160,6 +161,6 @@ ENVELOPE_FIELDS: frozenset[str] = frozenset(
 
 
 def event_payload_fields(event_class: type[Any]) -> list[str]:
-    """Names of the payload fields of an event class, in declaration order."""
-    fields: dict[str, Any] = getattr(event_class, "__dataclass_fields__", {})
-    return [name for name in fields if name not in ENVELOPE_FIELDS]
+    """Names of the payload fields of an event class, in declaration order
+    (`dataclasses.fields` leaves out ClassVars such as EVENT_TYPE)."""
+    return [f.name for f in dataclasses.fields(event_class) if f.name not in ENVELOPE_FIELDS]

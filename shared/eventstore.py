@@ -55,21 +55,25 @@ class LedgerRecorder(PostgresApplicationRecorder):
     ) -> None:
         record = kwargs.get("idempotency")
         if isinstance(record, IdempotencyRecord):
-            curs.execute(
-                SQL(
-                    "INSERT INTO {}.idempotency_keys (principal, key, request_hash,"
-                    " status_code, aggregate_id, aggregate_version)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)"
-                ).format(Identifier(self.datastore.schema)),
-                (
-                    record.key.principal,
-                    record.key.key,
-                    record.key.request_hash,
-                    record.key.success_status,
-                    record.aggregate_id,
-                    record.aggregate_version,
-                ),
-            )
+            # Synced at once: a second attempt with the same key must fail here
+            # as an IntegrityError, not later as an aborted pipeline.
+            with curs.connection.pipeline() as pipeline:
+                curs.execute(
+                    SQL(
+                        "INSERT INTO {}.idempotency_keys (principal, key, request_hash,"
+                        " status_code, aggregate_id, aggregate_version)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)"
+                    ).format(Identifier(self.datastore.schema)),
+                    (
+                        record.key.principal,
+                        record.key.key,
+                        record.key.request_hash,
+                        record.key.success_status,
+                        record.aggregate_id,
+                        record.aggregate_version,
+                    ),
+                )
+                pipeline.sync()
         super()._insert_events(curs, stored_events, **kwargs)
 
 

@@ -7,13 +7,16 @@ KAFKA_BOOTSTRAP_SERVERS and the JWT issuer/JWKS instead.
 
 from __future__ import annotations
 
+import re
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_PREFIX = re.compile(r"[A-Za-z0-9_]*")
 
 SERVICE_NAMES: tuple[str, ...] = ("partner", "approval", "docs", "kpi")
 DEFAULT_PORTS: dict[str, int] = {"partner": 8001, "approval": 8002, "docs": 8003, "kpi": 8004}
@@ -113,7 +116,7 @@ class Settings(BaseSettings):
     @field_validator("schema_prefix")
     @classmethod
     def _prefix_is_identifier(cls, value: str) -> str:
-        if value and not (value.replace("_", "").isalnum() and value.isascii()):
+        if not _PREFIX.fullmatch(value):
             raise ValueError("schema_prefix may hold only ASCII letters, digits and '_'")
         return value.lower()
 
@@ -121,8 +124,8 @@ class Settings(BaseSettings):
     def effective_database_url(self) -> str:
         if self.database_url:
             return self.database_url
-        socket_dir = (self.data_dir / "pg").resolve()
-        return f"postgresql://postgres@/{self.database_name}?host={socket_dir}"
+        socket_dir = quote(str((self.data_dir / "pg").resolve()), safe="/")
+        return f"postgresql://postgres@/{quote(self.database_name)}?host={socket_dir}"
 
     @property
     def postgres(self) -> PostgresParams:

@@ -186,29 +186,11 @@ class _ListV2(BaseModel):
     contacts: list[_InnerV2]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/catalogue.py incompatibilities (line ~215): it recurses only into a "
-        "property that resolves directly to an object; an optional nested model (pydantic "
-        "emits anyOf [$ref, null]) is compared by signature 'null|object' only, so removing "
-        "a field of it is not reported (returns [])"
-    ),
-)
 def test_removal_inside_an_optional_nested_model_is_reported() -> None:
     problems = incompatibilities(_OptionalV1.model_json_schema(), _OptionalV2.model_json_schema())
     assert problems == ["field 'contact.phone' removed"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/catalogue.py incompatibilities/_type_signature (lines ~193, ~215): array "
-        "items that are nested models are compared by signature 'array[object]' only and "
-        "never recursed into, so removing a field of a list item model is not reported "
-        "(returns [])"
-    ),
-)
 def test_removal_inside_a_list_item_model_is_reported() -> None:
     problems = incompatibilities(_ListV1.model_json_schema(), _ListV2.model_json_schema())
     assert problems
@@ -268,17 +250,6 @@ def test_envelope_of_partner_registered(
     assert envelope.payload["service_categories"] == ["development", "operations"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/domain.py event_payload_fields (line 164): it reads __dataclass_fields__, "
-        "which also holds ClassVar pseudo-fields, so EVENT_TYPE is a 'payload field' and "
-        "catalogue.to_envelope publishes payload={'EVENT_TYPE': 'PartnerRegistered', ...}; "
-        "payload_model silently drops it (pydantic ignores ClassVar), so every published "
-        "payload carries a key its JSON Schema does not declare. dataclasses.fields() "
-        "would exclude it"
-    ),
-)
 def test_envelope_payload_holds_exactly_the_event_fields(
     catalogue: EventCatalogue, registered: tuple[Partner.Registered, CommandContext]
 ) -> None:

@@ -111,14 +111,6 @@ def test_unsafe_schema_prefix_is_refused(prefix: str) -> None:
         Settings(schema_prefix=prefix)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/settings.py Settings._prefix_is_identifier (line ~113): a prefix made only "
-        "of underscores ('_', '__') is refused because ''.isalnum() is False, although the "
-        "rule (and its own error message) allows ASCII letters, digits and '_'"
-    ),
-)
 @pytest.mark.parametrize("prefix", ["_", "__"])
 def test_underscore_only_prefix_is_accepted(prefix: str) -> None:
     assert Settings(schema_prefix=prefix).schema_prefix == prefix
@@ -168,15 +160,6 @@ def test_relative_data_dir_gives_an_absolute_socket_dir(
     assert host.dbname == "other"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG shared/settings.py Settings.effective_database_url (line ~125): the socket dir "
-        "is put into the URL query unencoded, so parse_database_url (parse_qs) turns '+' into "
-        "' ', decodes '%41' to 'A' and cuts the path at '#' or '&': Settings.postgres.host "
-        "is then not data_dir/pg"
-    ),
-)
 @pytest.mark.parametrize("dirname", ["with+plus", "with#hash", "a&b", "pct%41"])
 def test_socket_dir_with_url_special_characters_survives(tmp_path: Path, dirname: str) -> None:
     settings = Settings(data_dir=tmp_path / dirname)
