@@ -27,7 +27,7 @@ from typing import IO
 import httpx
 from rich.console import Console
 
-from partnerledger.embedded import EmbeddedBroker, EmbeddedPostgres
+from partnerledger.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent, port_open
 from shared import kafka
 from shared.db import ensure_database
 from shared.settings import Settings, parse_database_url
@@ -80,10 +80,31 @@ class Supervisor:
             self._shutdown()
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        if self._stopping:  # a second signal must not cut the orderly shutdown short
+            return
         self._stopping = True
         raise KeyboardInterrupt
 
+    def _preflight(self) -> None:
+        """Refuses to start next to a running stack (and to touch its database)."""
+        host = self.settings.host
+        taken = [
+            f"{name} port {self.settings.port_of(name)}"
+            for name in self.services
+            if port_open(host, self.settings.port_of(name))
+        ]
+        if not os.environ.get("KAFKA_BOOTSTRAP_SERVERS") and port_open(
+            "127.0.0.1", self.settings.broker_port
+        ):
+            taken.append(f"broker port {self.settings.broker_port}")
+        if taken:
+            raise RuntimeError(
+                f"already in use: {', '.join(taken)}. Is Partner Ledger running already?"
+                " Stop it, or set PL_<SERVICE>_PORT / PL_BROKER_PORT."
+            )
+
     def _start_infrastructure(self) -> None:
+        self._preflight()
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.env["PL_DATA_DIR"] = str(self.data_dir)
         if self.settings.database_url:
@@ -122,6 +143,7 @@ class Supervisor:
             stdout=child.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets a process attribute
         )
 
     def _wait_ready(self, timeout_s: float = 90.0) -> None:

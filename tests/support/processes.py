@@ -13,6 +13,8 @@ from typing import IO, Any
 
 import httpx
 
+from partnerledger.embedded import die_with_parent
+
 
 class ServiceProcess:
     def __init__(
@@ -44,6 +46,7 @@ class ServiceProcess:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             cwd=Path(__file__).resolve().parents[2],
+            preexec_fn=die_with_parent,  # noqa: PLW1509 - only sets a process attribute
         )
         return self
 
