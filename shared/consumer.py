@@ -38,13 +38,13 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
-from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from pydantic import ValidationError
 
 from shared import kafka
 from shared.db import DbConn, quote_ident
 from shared.envelope import H_EPOCH, H_EVENT_ID, H_EVENT_TYPE, H_TRACEPARENT, EventEnvelope
+from shared.resilience import TRANSIENT, run_forever
 from shared.settings import Settings
 from shared.telemetry import (
     CONSUMED,
@@ -57,21 +57,6 @@ from shared.telemetry import (
 log = logging.getLogger(__name__)
 
 Handler = Callable[[DbConn, EventEnvelope], Awaitable[None]]
-
-#: Errors that say "try again later", not "this event is bad".
-TRANSIENT: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.SerializationError,
-    asyncpg.exceptions.DeadlockDetectedError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.LockNotAvailableError,
-    KafkaError,
-)
 
 
 class PoisonEvent(Exception):
@@ -145,21 +130,13 @@ class Consumer:
     # -- lifecycle -------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._run_connected(stop)
-                backoff = 0.2
-            except Exception as exc:
-                if isinstance(exc, TRANSIENT):
-                    log.warning("consumer %s down: %r; retry in %.1fs", self.group, exc, backoff)
-                else:
-                    log.exception("consumer %s failed; retrying in %.1fs", self.group, backoff)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
-            finally:
-                await self._close()
+        await run_forever(f"consumer {self.group}", lambda: self._run_once(stop), stop)
+
+    async def _run_once(self, stop: asyncio.Event) -> None:
+        try:
+            await self._run_connected(stop)
+        finally:
+            await self._close()
 
     async def _run_connected(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(

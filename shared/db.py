@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
@@ -38,15 +39,21 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def _connect_kwargs(params: PostgresParams, settings: dict[str, str]) -> dict[str, Any]:
+    return {
+        "host": params.host,
+        "port": params.port,
+        "user": params.user,
+        "password": params.password or None,
+        "database": params.dbname,
+        "server_settings": settings,
+        "timeout": 10,
+    }
+
+
 async def connect(params: PostgresParams, *, application_name: str) -> asyncpg.Connection:
     conn: asyncpg.Connection = await asyncpg.connect(
-        host=params.host,
-        port=params.port,
-        user=params.user,
-        password=params.password or None,
-        database=params.dbname,
-        server_settings={"application_name": application_name},
-        timeout=10,
+        **_connect_kwargs(params, {"application_name": application_name})
     )
     return conn
 
@@ -61,15 +68,9 @@ async def create_pool(
 ) -> asyncpg.Pool:
     """A pool whose connections resolve unqualified names in the service's schema."""
     pool = await asyncpg.create_pool(
-        host=params.host,
-        port=params.port,
-        user=params.user,
-        password=params.password or None,
-        database=params.dbname,
-        server_settings={"application_name": application_name, "search_path": schema},
+        **_connect_kwargs(params, {"application_name": application_name, "search_path": schema}),
         min_size=min_size,
         max_size=max_size,
-        timeout=10,
     )
     assert pool is not None
     return pool

@@ -8,6 +8,7 @@ unexpected error is a 500 that is logged with its trace id, never a 200.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from eventsourcing.application import AggregateNotFoundError
@@ -72,31 +73,21 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(
-    request: Request | None,
-    status: int,
-    title: str,
-    detail: str | None = None,
-    *,
-    kind: str | None = None,
-    rule: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
-) -> JSONResponse:
+def problem_response(request: Request | None, problem: Problem) -> JSONResponse:
     body = ProblemDetail(
-        type=TYPE_BASE + kind if kind else "about:blank",
-        title=title,
-        status=status,
-        detail=detail,
+        type=TYPE_BASE + problem.kind if problem.kind else "about:blank",
+        title=problem.title,
+        status=problem.status,
+        detail=problem.detail,
         instance=str(request.url.path) if request is not None else None,
-        rule=rule,
-        **extra,
+        rule=problem.rule,
+        **problem.extra,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
-        status_code=status,
+        status_code=problem.status,
         media_type=PROBLEM_JSON,
-        headers=headers,
+        headers=problem.headers,
     )
 
 
@@ -105,104 +96,90 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    @app.exception_handler(Problem)
-    async def _problem(request: Request, exc: Problem) -> JSONResponse:
-        return problem_response(
-            request,
-            exc.status,
-            exc.title,
-            exc.detail,
-            kind=exc.kind,
-            rule=exc.rule,
-            headers=exc.headers,
-            **exc.extra,
-        )
+    def handle(exc_class: type[Exception], to_problem: Callable[[Any], Problem]) -> None:
+        async def handler(request: Request, exc: Exception) -> JSONResponse:
+            return problem_response(request, to_problem(exc))
 
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [
-            FieldError(field=_field_path(tuple(e["loc"])), message=e["msg"], type=e["type"])
-            for e in exc.errors()
-        ]
-        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-        return problem_response(
-            request,
-            422,
-            "Invalid request",
-            summary,
-            kind="validation",
-            errors=[e.model_dump() for e in errors],
-        )
+        app.add_exception_handler(exc_class, handler)
 
-    @app.exception_handler(AlreadyExists)
-    async def _exists(request: Request, exc: AlreadyExists) -> JSONResponse:
-        return problem_response(
-            request,
+    handle(Problem, lambda exc: exc)
+    handle(RequestValidationError, _invalid_input)
+    handle(
+        AlreadyExists,
+        lambda exc: Problem(
             409,
             "Already exists",
             exc.detail,
             kind="already-exists",
             rule=exc.rule,
             existing_id=str(exc.existing_id),
-        )
-
-    @app.exception_handler(RuleViolation)
-    async def _rule(request: Request, exc: RuleViolation) -> JSONResponse:
-        if exc.forbidden:
-            return problem_response(
-                request, 403, "Forbidden by policy", exc.detail, kind="forbidden", rule=exc.rule
-            )
-        return problem_response(
-            request, 409, "Rule violated", exc.detail, kind="rule-violation", rule=exc.rule
-        )
-
-    @app.exception_handler(IntegrityError)
-    async def _conflict(request: Request, exc: IntegrityError) -> JSONResponse:
-        return problem_response(
-            request,
+        ),
+    )
+    handle(
+        RuleViolation,
+        lambda exc: (
+            Problem(403, "Forbidden by policy", exc.detail, kind="forbidden", rule=exc.rule)
+            if exc.forbidden
+            else Problem(409, "Rule violated", exc.detail, kind="rule-violation", rule=exc.rule)
+        ),
+    )
+    handle(
+        IntegrityError,
+        lambda exc: Problem(
             409,
             "Version conflict",
             "the resource was changed by another request at the same time; reload and retry",
             kind="version-conflict",
-        )
-
-    @app.exception_handler(AggregateNotFoundError)
-    async def _missing(request: Request, exc: AggregateNotFoundError) -> JSONResponse:
-        return problem_response(request, 404, "Not found", "no such resource", kind="not-found")
-
-    @app.exception_handler(IdempotencyKeyReused)
-    async def _key_reused(request: Request, exc: IdempotencyKeyReused) -> JSONResponse:
-        return problem_response(
-            request, 422, "Idempotency-Key reused", str(exc), kind="idempotency-key-reused"
-        )
-
-    @app.exception_handler(AuthError)
-    async def _unauthenticated(request: Request, exc: AuthError) -> JSONResponse:
-        return problem_response(
-            request,
+        ),
+    )
+    handle(
+        AggregateNotFoundError,
+        lambda exc: Problem(404, "Not found", "no such resource", kind="not-found"),
+    )
+    handle(
+        IdempotencyKeyReused,
+        lambda exc: Problem(422, "Idempotency-Key reused", str(exc), kind="idempotency-key-reused"),
+    )
+    handle(
+        AuthError,
+        lambda exc: Problem(
             401,
             "Unauthenticated",
             str(exc),
             kind="unauthenticated",
             headers={"WWW-Authenticate": 'Bearer realm="partnerledger"'},
-        )
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        return problem_response(
-            request,
+        ),
+    )
+    handle(
+        StarletteHTTPException,
+        lambda exc: Problem(
             exc.status_code,
             _TITLES.get(exc.status_code, "Error"),
             str(exc.detail) if exc.detail else None,
             headers=dict(exc.headers or {}),
-        )
+        ),
+    )
+    handle(Exception, _crash)
 
-    @app.exception_handler(Exception)
-    async def _crash(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(
-            request, 500, "Internal error", "the error was logged with its trace id"
-        )
+
+def _invalid_input(exc: RequestValidationError) -> Problem:
+    errors = [
+        FieldError(field=_field_path(tuple(e["loc"])), message=e["msg"], type=e["type"])
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    return Problem(
+        422,
+        "Invalid request",
+        summary,
+        kind="validation",
+        errors=[e.model_dump() for e in errors],
+    )
+
+
+def _crash(exc: Exception) -> Problem:
+    log.error("unhandled error", exc_info=exc)
+    return Problem(500, "Internal error", "the error was logged with its trace id")
 
 
 _TITLES = {

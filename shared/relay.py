@@ -30,8 +30,7 @@ from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
-from eventsourcing.persistence import Notification, PersistenceError
+from eventsourcing.persistence import Notification
 from opentelemetry import propagate, trace
 
 from shared import kafka
@@ -47,6 +46,7 @@ from shared.envelope import (
     H_TRACEPARENT,
 )
 from shared.eventstore import LedgerApplication
+from shared.resilience import run_forever, sleep_unless
 from shared.telemetry import (
     EVENTS_PUBLISHED,
     RELAY_EPOCH,
@@ -59,15 +59,6 @@ from shared.telemetry import (
 )
 
 log = logging.getLogger(__name__)
-
-#: Failures of infrastructure that come back by themselves.
-OUTAGES: tuple[type[BaseException], ...] = (
-    OSError,
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    KafkaError,
-    PersistenceError,
-)
 
 
 @dataclass
@@ -120,24 +111,9 @@ class Relay:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Runs until `stop` is set; survives broker and database outages."""
-        backoff = 0.2
-        while not stop.is_set():
-            try:
-                await self._run_active(stop)
-                backoff = 0.2
-            except Exception as exc:
-                if isinstance(exc, OUTAGES):
-                    log.warning(
-                        "relay %s interrupted: %r; retry in %.1fs", self.service, exc, backoff
-                    )
-                else:
-                    # Not an outage (e.g. an event the catalogue cannot encode):
-                    # stopping would silently halt publishing, so keep trying, loudly.
-                    log.exception("relay %s failed; retrying in %.1fs", self.service, backoff)
-                await self._close()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), backoff)
-                backoff = min(backoff * 2, 5.0)
+        await run_forever(
+            f"relay {self.service}", lambda: self._run_active(stop), stop, after_failure=self._close
+        )
         await self._close()
 
     async def open(self) -> bool:
@@ -171,8 +147,7 @@ class Relay:
 
     async def _run_active(self, stop: asyncio.Event) -> None:
         while not await self.open():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), 2.0)
+            await sleep_unless(stop, 2.0)
             if stop.is_set():
                 return
         while not stop.is_set():

@@ -50,7 +50,7 @@ from shared.db import (
 )
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
-from shared.problems import install_problem_handlers, problem_response
+from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.relay import Relay, read_relay_status
 from shared.settings import Settings, load_settings
 from shared.telemetry import HTTP_LATENCY, configure_logging, configure_tracing
@@ -137,17 +137,23 @@ async def start_runtime(
         rt.relay = Relay(application)
         rt.tasks.append(asyncio.create_task(rt.relay.run(rt.stop), name=f"{spec.name}-relay"))
     if consumers:
-        for cspec in spec.consumers:
-            consumer = Consumer(
-                owner=spec.name,
-                name=cspec.name,
-                settings=settings,
-                subscriptions=cspec.subscriptions,
-                pool=pool,
-            )
-            rt.consumers.append(consumer)
+        rt.consumers = build_consumers(spec, settings, pool)
+        for consumer in rt.consumers:
             rt.tasks.append(asyncio.create_task(consumer.run(rt.stop), name=consumer.group))
     return rt
+
+
+def build_consumers(spec: ServiceSpec, settings: Settings, pool: asyncpg.Pool) -> list[Consumer]:
+    return [
+        Consumer(
+            owner=spec.name,
+            name=cspec.name,
+            settings=settings,
+            subscriptions=cspec.subscriptions,
+            pool=pool,
+        )
+        for cspec in spec.consumers
+    ]
 
 
 async def stop_runtime(rt: Runtime) -> None:
@@ -209,9 +215,8 @@ def ops_router() -> APIRouter:
         checks["broker"] = "ok" if reachable else "unreachable"
         if all(v == "ok" for v in checks.values()):
             return JSONResponse({"status": "ready", "checks": checks})
-        return problem_response(
-            request, 503, "Not ready", "; ".join(f"{k}: {v}" for k, v in checks.items())
-        )
+        detail = "; ".join(f"{k}: {v}" for k, v in checks.items())
+        return problem_response(request, Problem(503, "Not ready", detail))
 
     @router.get("/metrics", summary="Prometheus metrics")
     async def metrics() -> Response:
@@ -301,14 +306,7 @@ async def redrive(spec: ServiceSpec, settings: Settings, aggregate: str | None) 
     rt = await start_runtime(spec, settings, SystemClock(), relay=False, consumers=False)
     stuck = 0
     try:
-        for cspec in spec.consumers:
-            consumer = Consumer(
-                owner=spec.name,
-                name=cspec.name,
-                settings=settings,
-                subscriptions=cspec.subscriptions,
-                pool=rt.pool,
-            )
+        for consumer in build_consumers(spec, settings, rt.pool):
             result = await consumer.redrive(aggregate)
             log.info(
                 "redrive %s: applied %s, still parked %s %s",

@@ -15,11 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
-
 from partnerledger.embedded import EmbeddedBroker, EmbeddedPostgres, free_port
 from shared import kafka
-from shared.db import ensure_database, quote_ident
+from shared.db import connect, ensure_database, quote_ident
 from shared.settings import SERVICE_NAMES, Settings, parse_database_url
 
 JWT_SECRET = "test-secret-" + "x" * 40
@@ -98,14 +96,7 @@ async def create_topics(settings: Settings, services: tuple[str, ...] = SERVICE_
 
 
 async def drop_schemas(settings: Settings) -> None:
-    params = parse_database_url(settings.effective_database_url)
-    conn = await asyncpg.connect(
-        host=params.host,
-        port=params.port,
-        user=params.user,
-        database=params.dbname,
-        password=params.password or None,
-    )
+    conn = await connect(settings.postgres, application_name="tests")
     try:
         for name in SERVICE_NAMES:
             await conn.execute(

@@ -13,7 +13,7 @@ from typing import IO, Any
 
 import httpx
 
-from partnerledger.embedded import die_with_parent
+from partnerledger.embedded import die_with_parent, stop_process
 
 
 class ServiceProcess:
@@ -81,13 +81,7 @@ class ServiceProcess:
             self.process.wait(10)
 
     def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
+        stop_process(self.process, grace_s=20)
         if self._log is not None:
             self._log.close()
             self._log = None
