@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck contracts schemas unit integration e2e clean
+.PHONY: run test bench lint typecheck contracts schemas unit integration e2e clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,14 +24,17 @@ test: $(STAMP) lint typecheck contracts
 	$(BIN)/pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check services shared partnerledger tests
-	$(BIN)/ruff format --check services shared partnerledger tests
+	$(BIN)/ruff check services shared partnerledger tests bench
+	$(BIN)/ruff format --check services shared partnerledger tests bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy services shared partnerledger
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
+
+bench: $(STAMP)
+	$(BIN)/python -m bench.slice
 
 schemas: $(STAMP)
 	$(BIN)/partnerledger schemas

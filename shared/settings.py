@@ -107,6 +107,9 @@ class Settings(BaseSettings):
     jwt_leeway_s: int = Field(default=30, ge=0, le=300)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_json: bool = True
+    tracing: bool = Field(
+        default=True, description="Instrument FastAPI, psycopg, asyncpg and aiokafka."
+    )
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "PL_OTEL_ENDPOINT"),

@@ -102,7 +102,7 @@ def configure_logging(service: str, settings: Settings) -> None:
 
 def configure_tracing(service: str, settings: Settings) -> None:
     """Installs the tracer provider and the library instrumentations (once)."""
-    if _state["tracing"]:
+    if _state["tracing"] or not settings.tracing:
         return
     _state["tracing"] = True
     provider = TracerProvider(

@@ -23,12 +23,6 @@ class PartnerApplication(LedgerApplication):
         service_categories: list[str],
     ) -> Partner:
         partner_id = partner_id_for(unified_social_credit_code)
-        if partner_id in self.repository:
-            raise AlreadyExists(
-                "R2.1",
-                "a partner with this unified social credit code is registered already",
-                partner_id,
-            )
         with command_context(ctx):
             partner = Partner.register(
                 name=name,
@@ -37,12 +31,13 @@ class PartnerApplication(LedgerApplication):
                 service_categories=service_categories,
             )
         try:
+            # The id is derived from the code: the store refuses a second one.
             self.save_in(ctx, partner)
         except IntegrityError:
-            if partner_id in self.repository:  # lost a race with the same code
+            if partner_id in self.repository:
                 raise AlreadyExists(
                     "R2.1",
-                    "a partner with this unified social credit code was just registered",
+                    "a partner with this unified social credit code is registered already",
                     partner_id,
                 ) from None
             raise

@@ -58,6 +58,9 @@ class Infra:
                 "PL_JWT_SECRET": settings.jwt_secret or "",
                 "PL_DATA_DIR": str(settings.data_dir),
                 "PL_LOG_JSON": "true",
+                "PL_LOG_LEVEL": settings.log_level,
+                "PL_TRACING": str(settings.tracing).lower(),
+                "PL_RELAY_BATCH_SIZE": str(settings.relay_batch_size),
                 "PL_RELAY_POLL_INTERVAL_S": str(settings.relay_poll_interval_s),
                 "PL_RELAY_RESET_CHECK_INTERVAL_S": str(settings.relay_reset_check_interval_s),
             }
