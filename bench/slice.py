@@ -196,8 +196,11 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         ports = {f"{n}_port": free_port() for n in ("partner", "approval", "docs", "kpi")}
         settings = infra.settings(**ports, log_level="WARNING")  # type: ignore[arg-type]
         await create_topics(settings)
-        partner = ServiceProcess("partner", infra.env(settings), settings.partner_port, tmp)
-        kpi = ServiceProcess("kpi", infra.env(settings), settings.kpi_port, tmp)
+        ops = auth(settings, "operator", "director")
+        partner = ServiceProcess(
+            "partner", infra.env(settings), settings.partner_port, tmp, headers=ops
+        )
+        kpi = ServiceProcess("kpi", infra.env(settings), settings.kpi_port, tmp, headers=ops)
         partner.start()
         kpi.start()
         try:

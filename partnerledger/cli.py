@@ -66,10 +66,10 @@ def token(
     typer.echo(jwt)
 
 
-def _fetch_status(settings: Settings, name: str) -> dict[str, Any] | None:
+def _fetch_status(settings: Settings, name: str, token: str) -> dict[str, Any] | None:
     url = f"http://{settings.host}:{settings.port_of(name)}/v1/ops/status"
     try:
-        response = httpx.get(url, timeout=3)
+        response = httpx.get(url, timeout=3, headers={"Authorization": f"Bearer {token}"})
         response.raise_for_status()
         body: dict[str, Any] = response.json()
         return body
@@ -78,10 +78,19 @@ def _fetch_status(settings: Settings, name: str) -> dict[str, Any] | None:
 
 
 @app.command()
-def status() -> None:
+def status(
+    token: Annotated[
+        str | None,
+        typer.Option(envvar="PL_TOKEN", help="A director or auditor token; default: a dev token"),
+    ] = None,
+) -> None:
     """Relay positions and consumer lag of every running service."""
     settings = load_settings()
-    statuses = {name: _fetch_status(settings, name) for name in SERVICE_NAMES}
+    if token is None:
+        token = TokenIssuer(settings).mint(
+            "partnerledger-cli", "auditor", now=datetime.now(UTC), ttl=timedelta(minutes=5)
+        )
+    statuses = {name: _fetch_status(settings, name, token) for name in SERVICE_NAMES}
     console.print(_relay_table(statuses))
     console.print(_consumer_table(statuses))
 
@@ -123,10 +132,10 @@ def _consumer_table(statuses: dict[str, dict[str, Any] | None]) -> Table:
                 topic, _, partition = part.rpartition("/")
                 epoch, partitions = published.get(topic, (None, {}))
                 high = partitions.get(partition, {}).get("high_offset")
-                if epoch is not None and stored["epoch"] < epoch:
+                if high is None:
+                    lag = "-"  # nothing published there in the relay's current epoch
+                elif epoch is not None and stored["epoch"] < epoch:
                     lag = "re-reading (broker was restarted)"
-                elif high is None:
-                    lag = "-"
                 else:
                     lag = str(max(high + 1 - stored["next_offset"], 0))
                 count = "-" if high is None else str(high + 1)

@@ -72,6 +72,11 @@ def signing_secret(settings: Settings) -> str:
     """The HS256 secret: configured, or the dev key (created on first use)."""
     if settings.jwt_secret:
         return settings.jwt_secret
+    if settings.environment == "production":
+        raise RuntimeError(
+            "PL_ENVIRONMENT=production needs PL_JWT_JWKS_URL (or PL_JWT_SECRET);"
+            " the generated development key is refused"
+        )
     path = dev_key_path(settings)
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -130,7 +135,11 @@ class TokenVerifier:
         self._jwks: jwt.PyJWKClient | None = None
         self._secret: str | None = None
         if settings.jwt_jwks_url:
-            self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True)
+            # The JWK set is cached; an unknown key id refetches it at most once
+            # per cooldown, so random key ids cannot make us hammer the issuer.
+            self._jwks = jwt.PyJWKClient(
+                settings.jwt_jwks_url, cache_keys=True, timeout=5, cooldown_duration=30
+            )
         else:
             self._secret = signing_secret(settings)
 

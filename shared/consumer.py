@@ -59,6 +59,10 @@ log = logging.getLogger(__name__)
 Handler = Callable[[DbConn, EventEnvelope], Awaitable[None]]
 
 
+class ConsumerStateLost(Exception):
+    """A partition is read without its stored position; the consumer restarts."""
+
+
 class PoisonEvent(Exception):
     """Raised by a handler for an event it can never apply (parks it)."""
 
@@ -126,6 +130,9 @@ class Consumer:
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
+        #: aiokafka only logs what the rebalance listener raises: keep it, and
+        #: let the main loop restart the consumer with it.
+        self._assignment_error: BaseException | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -158,6 +165,9 @@ class Consumer:
             )
             for tp, msgs in batches.items():
                 await self._handle_partition(tp, msgs, stop)
+            if self._assignment_error is not None:
+                error, self._assignment_error = self._assignment_error, None
+                raise error
             await self._watch_watermarks()
 
     async def _close(self) -> None:
@@ -171,6 +181,13 @@ class Consumer:
     # -- assignment --------------------------------------------------------------
 
     async def on_assigned(self, assigned: set[TopicPartition]) -> None:
+        try:
+            await self._seek_to_stored(assigned)
+        except Exception as exc:
+            log.warning("consumer %s: cannot load its offsets (%r); restarting", self.group, exc)
+            self._assignment_error = exc
+
+    async def _seek_to_stored(self, assigned: set[TopicPartition]) -> None:
         consumer = self._consumer
         assert consumer is not None
         rows = await self.pool.fetch(
@@ -206,8 +223,12 @@ class Consumer:
         self, tp: TopicPartition, msgs: list[ConsumerRecord[bytes, bytes]], stop: asyncio.Event
     ) -> None:
         state = self.partitions.get(tp)
-        if state is None:  # revoked while the batch was in flight
-            return
+        if state is None:
+            assert self._consumer is not None
+            if tp in self._consumer.assignment():
+                # Assigned, but its stored offset was never loaded: never drop records.
+                raise ConsumerStateLost(f"{tp} is assigned without its stored offset")
+            return  # revoked while the batch was in flight
         if state.verify is not None and msgs:
             msgs = self._verify_last_applied(tp, state, msgs)
             if not msgs:
@@ -240,8 +261,11 @@ class Consumer:
     def _verify_last_applied(
         self, tp: TopicPartition, state: PartitionState, msgs: list[ConsumerRecord[bytes, bytes]]
     ) -> list[ConsumerRecord[bytes, bytes]]:
-        """Drops the re-read last record if it is still there; otherwise the
-        log was replaced: re-read the partition from the start."""
+        """The re-read last record still there: the log holds nothing we missed
+        before it (the relay publishes in order, so both logs hold every event
+        up to it), and its epoch becomes ours; applied again it is a no-op that
+        stores that epoch. Another record there: the log was replaced, so
+        re-read the partition from the start."""
         assert state.verify is not None
         offset, event_id = state.verify
         state.verify = None
@@ -249,7 +273,8 @@ class Consumer:
         if first.offset != offset:  # retention moved the log start: nothing to compare
             return msgs
         if _event_id_of(first) == event_id:
-            return msgs[1:]
+            state.epoch = max(state.epoch or 0, _epoch_of(first))
+            return msgs
         log.warning(
             "consumer %s: %s holds another event at offset %s than we applied; re-reading",
             self.group,
@@ -435,7 +460,12 @@ class Consumer:
             letter.reason,
             letter.error,
             letter.msg.value or b"",
-            json.dumps([[k, v.decode(errors="replace")] for k, v in letter.msg.headers or ()]),
+            json.dumps(
+                [
+                    [k.replace("\x00", ""), v.decode(errors="replace").replace("\x00", "")]
+                    for k, v in letter.msg.headers or ()
+                ]
+            ),
         )
 
     # -- status and repair -------------------------------------------------------
@@ -515,8 +545,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
 
 def _epoch_of(msg: ConsumerRecord[bytes, bytes]) -> int:
+    """The relay's epoch; 0 for anything else (foreign or malformed records)."""
     raw = kafka.header(msg.headers, H_EPOCH)
-    return int(raw) if raw and raw.isdigit() else 0
+    if raw and raw.isascii() and raw.isdigit() and len(raw) < 10:
+        return int(raw)
+    return 0
 
 
 def _event_id_of(msg: ConsumerRecord[bytes, bytes]) -> UUID | None:

@@ -10,7 +10,7 @@ Tansu facts that shape this module (TOOLCHAIN.md and our own probes):
   OFFSET_OUT_OF_RANGE, so a log that got shorter is detected by comparing our
   position with the high watermark;
 - topics live in memory only, and unknown topics are auto-created on metadata
-  requests with one partition.
+  requests with the broker's default partition count (4 on Tansu 0.6).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ Headers = list[tuple[str, bytes]]
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:
     for key, value in headers or ():
         if key == name:
-            return value.decode()
+            return value.decode(errors="replace") if value is not None else None
     return None
 
 

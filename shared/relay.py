@@ -30,6 +30,7 @@ from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka.errors import OffsetOutOfRangeError
 from eventsourcing.persistence import Notification
 from opentelemetry import propagate, trace
 
@@ -326,7 +327,12 @@ class Relay:
             found: dict[int, UUID | None] = {}
             deadline = time.monotonic() + 2.0
             while len(found) < len(tps) and time.monotonic() < deadline:
-                records = await probe.getmany(*tps, timeout_ms=300, max_records=len(tps))
+                try:
+                    records = await probe.getmany(*tps, timeout_ms=300, max_records=len(tps))
+                except OffsetOutOfRangeError as exc:
+                    # Kafka (unlike Tansu) says so when the record is gone.
+                    log.warning("relay %s: %r: the log was replaced", self.service, exc)
+                    return True
                 for tp, msgs in records.items():
                     for msg in msgs:
                         mark = self.state.marks[tp.partition]

@@ -23,18 +23,18 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import asyncpg
 import uvicorn
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import kafka
-from shared.auth import TokenVerifier
+from shared.auth import AUDITOR, DIRECTOR, Principal, TokenVerifier
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, SystemClock
 from shared.consumer import Consumer, Subscription, read_consumer_offsets
@@ -49,8 +49,10 @@ from shared.db import (
 )
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
+from shared.http import require_roles
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.relay import Relay, read_relay_status
+from shared.resilience import sleep_unless
 from shared.settings import Settings, load_settings
 from shared.telemetry import HTTP_LATENCY, configure_logging, configure_tracing
 
@@ -132,6 +134,7 @@ async def start_runtime(
         pool=pool,
         verifier=TokenVerifier(settings),
     )
+    rt.tasks.append(asyncio.create_task(housekeeping(rt), name=f"{spec.name}-housekeeping"))
     if relay:
         rt.relay = Relay(application)
         rt.tasks.append(asyncio.create_task(rt.relay.run(rt.stop), name=f"{spec.name}-relay"))
@@ -140,6 +143,24 @@ async def start_runtime(
         for consumer in rt.consumers:
             rt.tasks.append(asyncio.create_task(consumer.run(rt.stop), name=consumer.group))
     return rt
+
+
+async def forget_expired_keys(rt: Runtime) -> int:
+    """Deletes idempotency keys older than their time to live; returns how many."""
+    result: str = await rt.pool.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => $1)",
+        rt.settings.idempotency_ttl_hours,
+    )
+    return int(result.rsplit(maxsplit=1)[-1])
+
+
+async def housekeeping(rt: Runtime, every_s: float = 3600) -> None:
+    while not rt.stop.is_set():
+        try:
+            await forget_expired_keys(rt)
+        except Exception as exc:  # the next round tries again; nothing depends on it
+            log.warning("housekeeping failed: %r", exc)
+        await sleep_unless(rt.stop, every_s)
 
 
 def build_consumers(spec: ServiceSpec, settings: Settings, pool: asyncpg.Pool) -> list[Consumer]:
@@ -193,6 +214,11 @@ async def status_of(rt: Runtime) -> dict[str, Any]:
     }
 
 
+CanReadStatus = Annotated[
+    Principal, Depends(require_roles(DIRECTOR, AUDITOR, action="read operational status"))
+]
+
+
 def ops_router() -> APIRouter:
     router = APIRouter(tags=["operations"])
 
@@ -221,8 +247,11 @@ def ops_router() -> APIRouter:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @router.get("/v1/ops/status", summary="Relay and consumer positions, lag, dead letters")
-    async def status(request: Request) -> dict[str, Any]:
+    @router.get(
+        "/v1/ops/status",
+        summary="Relay and consumer positions, lag, dead letters (director, auditor)",
+    )
+    async def status(request: Request, principal: CanReadStatus) -> dict[str, Any]:
         rt: Runtime = request.app.state.runtime
         return await status_of(rt)
 

@@ -56,6 +56,10 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PL_", extra="ignore", frozen=True)
 
+    environment: Literal["development", "production"] = Field(
+        default="development",
+        description="production refuses the generated dev signing key (set a JWKS URL).",
+    )
     data_dir: Path = Field(default=Path(".data"), description="Embedded data, keys and logs.")
     database_url: str | None = Field(
         default=None,

@@ -28,4 +28,15 @@ MIGRATIONS = (
         CREATE INDEX partners_by_registration ON {schema}.partners (registered_at, partner_id);
         """,
     ),
+    Migration(
+        101,
+        "partner counts by status",
+        """
+        CREATE TABLE {schema}.partner_counts (
+            status text PRIMARY KEY,
+            partners int NOT NULL CHECK (partners >= 0),
+            updated_at timestamptz NOT NULL
+        );
+        """,
+    ),
 )

@@ -41,7 +41,12 @@ class Stack:
 
     def process(self, name: str, role: str = "all") -> ServiceProcess:
         proc = ServiceProcess(
-            name, self.infra.env(self.settings), self.settings.port_of(name), self.log_dir, role
+            name,
+            self.infra.env(self.settings),
+            self.settings.port_of(name),
+            self.log_dir,
+            role,
+            headers=auth(self.settings, "operator", "director"),
         )
         self.processes.append(proc)
         return proc

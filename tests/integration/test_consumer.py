@@ -24,6 +24,7 @@ from tests.support.apps import RunningService, running
 from tests.support.auth import auth
 from tests.support.data import registration
 from tests.support.events import envelope, produce
+from tests.support.infra import Infra, create_topics, drop_schemas, private_broker
 from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.integration
@@ -78,9 +79,10 @@ async def test_poison_event_is_parked_with_its_aggregate_and_redriven_once(
     poisoned, healthy = uuid.uuid4(), uuid.uuid4()
     topic = settings.topic_of("partner")
     async with running(KPI, settings, relay=False) as kpi:
+        later = envelope("PartnerRenamed", poisoned, {"name": "新名字有限公司"}, version=2)
         events = [
             registered(1, poisoned, schema_version=2),  # this build cannot read v2
-            registered(2, poisoned, version=2),  # a later event of the same aggregate
+            later,  # a later event of the same aggregate waits behind it
             registered(3, healthy),
             b"{not json",
         ]
@@ -106,8 +108,13 @@ async def test_poison_event_is_parked_with_its_aggregate_and_redriven_once(
             pool=kpi.runtime.pool,
         )
         result = await fixed.redrive(str(poisoned))
-        assert (result.applied, result.errors) == (2, [])
+        assert (result.applied, result.errors) == (1, [])  # the rename has no kpi handler
         assert await total(kpi, settings) == 2
+        open_letters = await kpi.runtime.pool.fetchval(
+            "SELECT count(*) FROM dead_letters WHERE aggregate_id = $1 AND redriven_at IS NULL",
+            str(poisoned),
+        )
+        assert open_letters == 0
         again = await fixed.redrive(str(poisoned))
         assert again.applied == 0
         assert await total(kpi, settings) == 2
@@ -137,6 +144,39 @@ async def test_higher_epoch_rereads_the_partition_without_double_counting(
             "SELECT epoch, next_offset FROM consumer_offsets WHERE partition = 0"
         )
         assert dict(row) == {"epoch": 2, "next_offset": offsets[-1] + 1}
+
+
+async def test_republished_log_as_long_as_the_old_one_is_reread(infra: Infra) -> None:
+    """The broker lost the topic; the old log held a duplicate [a, a, b], the
+    republished one is [a, b, c]: as long as the old, with the new event c below
+    the consumer's position. Only reading back the last applied record shows
+    that the log was replaced."""
+    broker = private_broker(infra.tmp)
+    settings = infra.settings(kafka_bootstrap_servers=broker.bootstrap)
+    await create_topics(settings)
+    topic = settings.topic_of("partner")
+    a, b, c = registered(1), registered(2), registered(3)
+    try:
+        async with running(KPI, settings, relay=False) as kpi:
+            await produce(settings, topic, [a, a, b], epoch=1)
+            await wait_until(applied_through(kpi, settings, 0, 2), what="epoch 1")
+            assert await total(kpi, settings) == 2
+            broker.stop(kill=True)
+            broker.start()  # same port, no topics
+            await create_topics(settings)
+            await produce(settings, topic, [a, b, c], epoch=2)
+
+            async def c_applied() -> bool:
+                return await total(kpi, settings) == 3
+
+            await wait_until(c_applied, within=90, what="the event below the old position")
+            row = await kpi.runtime.pool.fetchrow(
+                "SELECT epoch, next_offset FROM consumer_offsets WHERE partition = 0"
+            )
+            assert dict(row) == {"epoch": 2, "next_offset": 3}
+    finally:
+        broker.stop()
+        await drop_schemas(settings)
 
 
 def test_subscription_names_the_events_it_reads() -> None:

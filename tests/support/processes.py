@@ -24,8 +24,10 @@ class ServiceProcess:
         port: int,
         log_dir: Path,
         role: str = "all",
+        headers: dict[str, str] | None = None,
     ) -> None:
         self.name = name
+        self.headers = headers or {}
         self.env = env
         self.port = port
         self.role = role
@@ -69,7 +71,7 @@ class ServiceProcess:
 
     async def status(self) -> dict[str, Any]:
         async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(f"{self.url}/v1/ops/status")
+            response = await client.get(f"{self.url}/v1/ops/status", headers=self.headers)
             response.raise_for_status()
             body: dict[str, Any] = response.json()
             return body

@@ -28,7 +28,9 @@ CanRead = Annotated[
 @router.get("/partners/summary", response_model=PartnerSummary, summary="Partners by status")
 async def partners_summary(request: Request, principal: CanRead) -> PartnerSummary:
     async with runtime_of(request).pool.acquire() as conn:
-        rows = await conn.fetch("SELECT status, count(*) AS n FROM partners GROUP BY status")
+        rows = await conn.fetch(
+            "SELECT status, partners AS n FROM partner_counts WHERE partners > 0"
+        )
         last = await conn.fetchval("SELECT max(registered_at) FROM partners")
     by_status = {r["status"]: r["n"] for r in rows}
     total = sum(by_status.values())
@@ -44,7 +46,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
     try:
         at, pid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
         return datetime.fromisoformat(at), UUID(pid)
-    except (ValueError, TypeError, binascii.Error):
+    except (ValueError, TypeError, AttributeError, binascii.Error):
         raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged") from None
 
 

@@ -1,4 +1,9 @@
-"""Projection of partners by status (R2.1, R1.2): one row per partner."""
+"""Projection of partners by status (R2.1, R1.2): one row per partner, and a
+count per status.
+
+The counts are plain increments: they rely on the consumer applying each event
+exactly once (event id in the same transaction), which the tests hold it to.
+"""
 
 from __future__ import annotations
 
@@ -23,6 +28,12 @@ async def partner_registered(conn: DbConn, event: EventEnvelope) -> None:
         event.occurred_at,
         event.event_id,
         event.aggregate_version,
+    )
+    await conn.execute(
+        "INSERT INTO partner_counts (status, partners, updated_at) VALUES ('candidate', 1, $1)"
+        " ON CONFLICT (status) DO UPDATE SET partners = partner_counts.partners + 1,"
+        " updated_at = EXCLUDED.updated_at",
+        event.recorded_at,
     )
 
 

@@ -6,13 +6,21 @@ from typing import Annotated, cast
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.partner.api.schemas import PartnerView, RegisterPartner
 from services.partner.application import PartnerApplication
 from shared.auth import AUDITOR, DEPARTMENT, PARTNER, ROLES, Principal
 from shared.envelope import EventEnvelope
-from shared.http import command_context, idempotency_key, require_roles, run_command, runtime_of
+from shared.http import (
+    command_context,
+    idempotency_key,
+    record_denial,
+    require_roles,
+    run_command,
+    runtime_of,
+)
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
 
@@ -65,16 +73,19 @@ def register_partner(
     )
 
 
-def _own_partner_only(principal: Principal, partner_id: UUID) -> None:
+async def _own_partner_only(request: Request, principal: Principal, partner_id: UUID) -> None:
     if principal.role == PARTNER and principal.partner_id != str(partner_id):
+        await record_denial(request, principal, 404, "a partner may read only itself")
         # A vendor sees only itself; do not even confirm that others exist.
         raise Problem(404, "Not found", "no such resource", kind="not-found")
 
 
 @router.get("/{partner_id}", response_model=PartnerView, summary="One partner")
-def get_partner(partner_id: UUID, principal: CanRead, app: App) -> PartnerView:
-    _own_partner_only(principal, partner_id)
-    return PartnerView.of(app.get_partner(partner_id))
+async def get_partner(
+    partner_id: UUID, request: Request, principal: CanRead, app: App
+) -> PartnerView:
+    await _own_partner_only(request, principal, partner_id)
+    return PartnerView.of(await run_in_threadpool(app.get_partner, partner_id))
 
 
 @router.get(

@@ -20,8 +20,10 @@ _PHONE = re.compile(r"^(\+86[- ]?)?(1[3-9]\d{9}|0\d{2,3}-?\d{7,8}(-\d{1,6})?)$|^
 
 def _plain_text(value: str) -> str:
     value = unicodedata.normalize("NFC", value).strip()
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp") for ch in value):
-        raise PydanticCustomError("control_characters", "must not contain control characters")
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
+        raise PydanticCustomError(
+            "control_characters", "must not contain control characters or lone surrogates"
+        )
     if not value:
         raise PydanticCustomError("blank", "must not be blank")
     return value
