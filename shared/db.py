@@ -209,4 +209,31 @@ BASE_MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "local projections and deadlines",
+        """
+        CREATE TABLE {schema}.projector_positions (
+            name text PRIMARY KEY,
+            position bigint NOT NULL DEFAULT 0,
+            updated_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE {schema}.deadlines (
+            id uuid PRIMARY KEY,
+            kind text NOT NULL,
+            aggregate_id uuid NOT NULL,
+            ref text NOT NULL DEFAULT '',
+            due_at timestamptz NOT NULL,
+            status text NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'met', 'overdue', 'cancelled')),
+            started_by uuid NOT NULL,
+            started_at timestamptz NOT NULL,
+            met_at timestamptz,
+            overdue_event_id uuid,
+            closed_at timestamptz
+        );
+        CREATE INDEX deadlines_pending ON {schema}.deadlines (due_at) WHERE status = 'pending';
+        CREATE INDEX deadlines_by_aggregate ON {schema}.deadlines (aggregate_id);
+        """,
+    ),
 )

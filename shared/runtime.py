@@ -20,7 +20,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -47,10 +47,13 @@ from shared.db import (
     quote_ident,
     schema_lock,
 )
+from shared.deadlines import DeadlineEngine, OverdueHandler
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
 from shared.http import require_roles
+from shared.policy import Policy, load_policy
 from shared.problems import Problem, install_problem_handlers, problem_response
+from shared.projector import LocalProjector, ProjectionHandler
 from shared.relay import Relay, read_relay_status
 from shared.resilience import sleep_unless
 from shared.settings import Settings, load_settings
@@ -62,7 +65,18 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class ConsumerSpec:
     name: str
-    subscriptions: Sequence[Subscription]
+    #: The subscriptions, given the running service (handlers may need its
+    #: application, e.g. to record a command in reaction to an event).
+    subscriptions: Callable[[Runtime], Sequence[Subscription]]
+
+
+@dataclass(frozen=True)
+class ProjectorSpec:
+    """A local projection of the service's own events (its read models and
+    its deadlines): handlers by event type, given the policy."""
+
+    name: str
+    handlers: Callable[[Policy], Mapping[str, ProjectionHandler]]
 
 
 @dataclass(frozen=True)
@@ -74,6 +88,26 @@ class ServiceSpec:
     routers: Sequence[APIRouter] = ()
     migrations: Sequence[Migration] = ()
     consumers: Sequence[ConsumerSpec] = ()
+    projectors: Sequence[ProjectorSpec] = ()
+    #: Deadline kind -> how to record its Overdue event (shared.deadlines).
+    overdue: Mapping[str, OverdueHandler] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Workers:
+    """Which background work a process runs beside (or instead of) its API."""
+
+    relay: bool = True
+    consumers: bool = True
+    projectors: bool = True  # local projections and the deadline engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Workers:
+        return cls(settings.run_relay, settings.run_consumers, settings.run_projectors)
+
+    @classmethod
+    def none(cls) -> Workers:
+        return cls(relay=False, consumers=False, projectors=False)
 
 
 @dataclass
@@ -84,8 +118,11 @@ class Runtime:
     application: LedgerApplication
     pool: asyncpg.Pool
     verifier: TokenVerifier
+    policy: Policy
     relay: Relay | None = None
     consumers: list[Consumer] = field(default_factory=list)
+    projectors: list[LocalProjector] = field(default_factory=list)
+    deadlines: DeadlineEngine | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -112,13 +149,9 @@ async def prepare_schema(spec: ServiceSpec, settings: Settings, clock: Clock) ->
 
 
 async def start_runtime(
-    spec: ServiceSpec,
-    settings: Settings,
-    clock: Clock,
-    *,
-    relay: bool,
-    consumers: bool,
+    spec: ServiceSpec, settings: Settings, clock: Clock, workers: Workers
 ) -> Runtime:
+    policy = load_policy(settings.policy_file)  # a bad value stops the service here
     application = await prepare_schema(spec, settings, clock)
     pool = await create_pool(
         settings.postgres,
@@ -133,16 +166,33 @@ async def start_runtime(
         application=application,
         pool=pool,
         verifier=TokenVerifier(settings),
+        policy=policy,
     )
+    rt.projectors = build_projectors(rt)
+    rt.deadlines = DeadlineEngine(application, pool, clock, spec.overdue)
     rt.tasks.append(asyncio.create_task(housekeeping(rt), name=f"{spec.name}-housekeeping"))
-    if relay:
+    if workers.relay:
         rt.relay = Relay(application)
         rt.tasks.append(asyncio.create_task(rt.relay.run(rt.stop), name=f"{spec.name}-relay"))
-    if consumers:
-        rt.consumers = build_consumers(spec, settings, pool)
+    if workers.consumers:
+        rt.consumers = build_consumers(rt)
         for consumer in rt.consumers:
             rt.tasks.append(asyncio.create_task(consumer.run(rt.stop), name=consumer.group))
+    if workers.projectors:
+        for projector in rt.projectors:
+            rt.tasks.append(asyncio.create_task(projector.run(rt.stop), name=projector.name))
+        if spec.overdue:
+            rt.tasks.append(
+                asyncio.create_task(rt.deadlines.run(rt.stop), name=f"{spec.name}-deadlines")
+            )
     return rt
+
+
+def build_projectors(rt: Runtime) -> list[LocalProjector]:
+    return [
+        LocalProjector(rt.application, p.name, p.handlers(rt.policy), rt.pool)
+        for p in rt.spec.projectors
+    ]
 
 
 async def forget_expired_keys(rt: Runtime) -> int:
@@ -163,16 +213,16 @@ async def housekeeping(rt: Runtime, every_s: float = 3600) -> None:
         await sleep_unless(rt.stop, every_s)
 
 
-def build_consumers(spec: ServiceSpec, settings: Settings, pool: asyncpg.Pool) -> list[Consumer]:
+def build_consumers(rt: Runtime) -> list[Consumer]:
     return [
         Consumer(
-            owner=spec.name,
+            owner=rt.spec.name,
             name=cspec.name,
-            settings=settings,
-            subscriptions=cspec.subscriptions,
-            pool=pool,
+            settings=rt.settings,
+            subscriptions=cspec.subscriptions(rt),
+            pool=rt.pool,
         )
-        for cspec in spec.consumers
+        for cspec in rt.spec.consumers
     ]
 
 
@@ -199,6 +249,18 @@ async def status_of(rt: Runtime) -> dict[str, Any]:
         parked = await conn.fetchval(
             f"SELECT count(*) FROM {rt.quoted_schema}.dead_letters WHERE redriven_at IS NULL"
         )
+        projectors = {
+            r["name"]: r["position"]
+            for r in await conn.fetch(
+                f"SELECT name, position FROM {rt.quoted_schema}.projector_positions"
+            )
+        }
+        deadlines = {
+            r["status"]: r["n"]
+            for r in await conn.fetch(
+                f"SELECT status, count(*) AS n FROM {rt.quoted_schema}.deadlines GROUP BY status"
+            )
+        }
     relay["head"] = head
     relay["lag"] = max(head - relay["position"], 0)
     relay["active_here"] = bool(rt.relay and rt.relay.active)
@@ -210,6 +272,8 @@ async def status_of(rt: Runtime) -> dict[str, Any]:
         "service": rt.spec.name,
         "relay": relay,
         "consumers": consumers,
+        "projectors": projectors,
+        "deadlines": deadlines,
         "dead_letters_open": parked,
     }
 
@@ -293,17 +357,15 @@ def create_app(
     settings: Settings | None = None,
     *,
     clock: Clock | None = None,
-    run_relay: bool | None = None,
-    run_consumers: bool | None = None,
+    workers: Workers | None = None,
 ) -> FastAPI:
     settings = settings or load_settings()
     clock = clock or SystemClock()
-    relay = settings.run_relay if run_relay is None else run_relay
-    consumers = settings.run_consumers if run_consumers is None else run_consumers
+    chosen = workers or Workers.from_settings(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        rt = await start_runtime(spec, settings, clock, relay=relay, consumers=consumers)
+        rt = await start_runtime(spec, settings, clock, chosen)
         app.state.runtime = rt
         log.info("%s service ready", spec.name)
         try:
@@ -327,25 +389,23 @@ def create_app(
     return app
 
 
-async def run_workers(
-    spec: ServiceSpec, settings: Settings, *, relay: bool, consumers: bool
-) -> None:
-    """Runs relay and/or consumers without HTTP until SIGTERM/SIGINT."""
-    rt = await start_runtime(spec, settings, SystemClock(), relay=relay, consumers=consumers)
+async def run_workers(spec: ServiceSpec, settings: Settings, workers: Workers) -> None:
+    """Runs background work without HTTP until SIGTERM/SIGINT."""
+    rt = await start_runtime(spec, settings, SystemClock(), workers)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stop.set)
-    log.info("%s workers running (relay=%s, consumers=%s)", spec.name, relay, consumers)
+    log.info("%s workers running: %s", spec.name, workers)
     await rt.stop.wait()
     await stop_runtime(rt)
 
 
 async def redrive(spec: ServiceSpec, settings: Settings, aggregate: str | None) -> int:
     """Re-applies parked events of every consumer of the service; 1 if some stay."""
-    rt = await start_runtime(spec, settings, SystemClock(), relay=False, consumers=False)
+    rt = await start_runtime(spec, settings, SystemClock(), Workers.none())
     stuck = 0
     try:
-        for consumer in build_consumers(spec, settings, rt.pool):
+        for consumer in build_consumers(rt):
             result = await consumer.redrive(aggregate)
             log.info(
                 "redrive %s: applied %s, still parked %s %s",
@@ -370,9 +430,20 @@ def export_schemas(spec: ServiceSpec, settings: Settings, target: Path) -> None:
         log.info("wrote %s", path)
 
 
+#: --role: what a process runs besides (for all and api) its HTTP API.
+ROLES: dict[str, Workers] = {
+    "all": Workers(),
+    "api": Workers.none(),
+    "workers": Workers(),
+    "relay": Workers(relay=True, consumers=False, projectors=False),
+    "consumers": Workers(relay=False, consumers=True, projectors=False),
+    "projectors": Workers(relay=False, consumers=False, projectors=True),
+}
+
+
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{spec.name}", description=spec.title)
-    parser.add_argument("--role", choices=["all", "api", "relay", "consumers"], default="all")
+    parser.add_argument("--role", choices=sorted(ROLES), default="all")
     parser.add_argument("--port", type=int, default=None)
     parser.add_argument("--redrive", action="store_true", help="re-apply parked events, then exit")
     parser.add_argument("--aggregate", default=None, help="with --redrive: only this aggregate")
@@ -386,19 +457,11 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     if args.redrive:
         raise SystemExit(asyncio.run(redrive(spec, settings, args.aggregate)))
     configure_tracing(spec.name, settings)
-    if args.role in ("relay", "consumers"):
-        asyncio.run(
-            run_workers(
-                spec, settings, relay=args.role == "relay", consumers=args.role == "consumers"
-            )
-        )
+    if args.role not in ("all", "api"):
+        asyncio.run(run_workers(spec, settings, ROLES[args.role]))
         return
-    app = create_app(
-        spec,
-        settings,
-        run_relay=settings.run_relay and args.role == "all",
-        run_consumers=settings.run_consumers and args.role == "all",
-    )
+    workers = Workers.from_settings(settings) if args.role == "all" else Workers.none()
+    app = create_app(spec, settings, workers=workers)
     uvicorn.run(
         app,
         host=settings.host,

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     broker_port: int = Field(default=9092, description="Port of the embedded broker.")
     run_relay: bool = Field(default=True, description="Run the outbox relay in the API process.")
     run_consumers: bool = Field(default=True, description="Run the consumers in the API process.")
+    run_projectors: bool = Field(
+        default=True,
+        description="Run local projections and the deadline engine in the API process.",
+    )
     jwt_secret: str | None = Field(
         default=None, description="HS256 secret; unset: a dev key generated in data_dir."
     )
@@ -119,6 +123,9 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "PL_OTEL_ENDPOINT"),
     )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
+    policy_file: Path | None = Field(
+        default=None, description="Policy parameters (TOML); unset: config/policy.toml."
+    )
 
     @field_validator("schema_prefix")
     @classmethod

@@ -15,5 +15,5 @@ SPEC = ServiceSpec(
     application=KpiApplication,
     routers=[router],
     migrations=MIGRATIONS,
-    consumers=[ConsumerSpec(name="projections", subscriptions=[PARTNER_EVENTS])],
+    consumers=[ConsumerSpec(name="projections", subscriptions=lambda rt: [PARTNER_EVENTS])],
 )

@@ -12,7 +12,7 @@ import httpx
 from fastapi import FastAPI
 
 from shared.clock import Clock
-from shared.runtime import Runtime, ServiceSpec, create_app, status_of
+from shared.runtime import Runtime, ServiceSpec, Workers, create_app, status_of
 from shared.settings import Settings
 
 
@@ -37,9 +37,11 @@ async def running(
     *,
     relay: bool = True,
     consumers: bool = True,
+    projectors: bool = True,
     clock: Clock | None = None,
 ) -> AsyncIterator[RunningService]:
-    app = create_app(spec, settings, run_relay=relay, run_consumers=consumers, clock=clock)
+    workers = Workers(relay=relay, consumers=consumers, projectors=projectors)
+    app = create_app(spec, settings, workers=workers, clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
