@@ -137,7 +137,7 @@ class EventCatalogue:
             path.write_text(json.dumps(new, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
             written.append(path)
         index = target / "README.md"
-        index.write_text(self.index_markdown())
+        index.write_text(self.index_markdown() + self.agreed_markdown(target))
         written.append(index)
         return written
 
@@ -151,17 +151,36 @@ class EventCatalogue:
             "| event type | version | aggregate | meaning | schema |",
             "|---|---|---|---|---|",
         ]
-        if not self.by_type:
-            lines.append("| (none yet) | | | | |")
         for spec in sorted(self.by_type.values(), key=lambda s: s.event_type):
-            meaning = (
-                describe(spec.event_class).splitlines()[0] if describe(spec.event_class) else ""
-            )
+            meaning = (describe(spec.event_class).splitlines() or [""])[0]
             lines.append(
                 f"| `{spec.event_type}` | {spec.schema_version} | {spec.aggregate_type} |"
                 f" {meaning} | [{spec.schema_filename}]({spec.schema_filename}) |"
             )
+        if not self.by_type:
+            lines.append("| (none yet) | | | | |")
         return "\n".join(lines) + "\n"
+
+    def agreed_markdown(self, folder: Path) -> str:
+        """Schemas agreed with consumers before this service produces them."""
+        rows = []
+        for path in sorted(folder.glob("*.json")):
+            schema = json.loads(path.read_text())
+            if schema.get("x-status") == "agreed":
+                rows.append(
+                    f"| `{schema.get('x-event-type')}` | {schema.get('x-schema-version')} |"
+                    f" {schema.get('description', '')} | [{path.name}]({path.name}) |"
+                )
+        if not rows:
+            return ""
+        head = [
+            "",
+            "Agreed with consumers, not produced yet (contract tests hold both sides):",
+            "",
+            "| event type | version | meaning | schema |",
+            "|---|---|---|---|",
+        ]
+        return "\n".join([*head, *rows]) + "\n"
 
 
 def describe(event_class: type[Any]) -> str:

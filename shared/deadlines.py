@@ -114,13 +114,17 @@ async def mark_overdue(
     )
 
 
-async def cancel_all(conn: DbConn, aggregate_id: uuid.UUID, at: datetime) -> None:
-    """The aggregate ended (a project closed): its pending clocks stop."""
+async def cancel_all(
+    conn: DbConn, aggregate_id: uuid.UUID, at: datetime, *, kind: str | None = None
+) -> None:
+    """The aggregate ended (a project closed), or one kind of clock no longer
+    applies to it: its pending clocks (of that kind) stop."""
     await conn.execute(
         "UPDATE deadlines SET status = 'cancelled', closed_at = $2"
-        " WHERE aggregate_id = $1 AND status = 'pending'",
+        " WHERE aggregate_id = $1 AND status = 'pending' AND ($3::text IS NULL OR kind = $3)",
         aggregate_id,
         at,
+        kind,
     )
 
 

@@ -33,6 +33,7 @@ from shared.clock import Clock, IdFactory, SystemClock, random_ids
 from shared.domain import Actor, CommandContext, LedgerAggregate
 from shared.envelope import EventEnvelope
 from shared.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyRecord
+from shared.policy import Policy, load_policy
 from shared.settings import Settings
 
 
@@ -116,10 +117,12 @@ class LedgerApplication(Application[UUID]):
         *,
         clock: Clock | None = None,
         new_id: IdFactory = random_ids,
+        policy: Policy | None = None,
     ) -> None:
         if not self.SERVICE:
             raise TypeError(f"{type(self).__name__} must set SERVICE")
         self.settings = settings
+        self.policy = policy or load_policy(settings.policy_file)
         self.clock: Clock = clock or SystemClock()
         self.new_id = new_id
         self.catalogue = EventCatalogue(self.SERVICE, self.AGGREGATES)
@@ -202,6 +205,12 @@ class LedgerApplication(Application[UUID]):
     def recorder_datastore(self) -> Any:
         assert isinstance(self.recorder, LedgerRecorder)
         return self.recorder.datastore
+
+    def system_context(
+        self, *, causation_id: UUID | None = None, correlation_id: UUID | None = None
+    ) -> CommandContext:
+        """For what the service does by itself: deadlines, reactions to events."""
+        return self.context(Actor.SYSTEM, causation_id=causation_id, correlation_id=correlation_id)
 
     def history(self, aggregate_id: UUID) -> list[EventEnvelope]:
         """Every event of one aggregate, as published (oldest first)."""

@@ -6,7 +6,10 @@ handling and the command runner that answers a retried POST from its record.
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import hashlib
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -124,6 +127,26 @@ async def idempotency_key(request: Request, principal: Authenticated) -> Idempot
     digest.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
     digest.update(await request.body())
     return IdempotencyKey(principal=principal.user_id, key=raw, request_hash=digest.hexdigest())
+
+
+def encode_cursor(*values: object) -> str:
+    """An opaque cursor for keyset pagination (the last row's sort key)."""
+    raw = json.dumps([str(v) for v in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, TypeError, binascii.Error):
+        values = None
+    if (
+        not isinstance(values, list)
+        or len(values) != arity
+        or not all(isinstance(v, str) for v in values)
+    ):
+        raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged")
+    return values
 
 
 def command_context(

@@ -135,7 +135,9 @@ class Runtime:
         return quote_ident(self.schema)
 
 
-async def prepare_schema(spec: ServiceSpec, settings: Settings, clock: Clock) -> LedgerApplication:
+async def prepare_schema(
+    spec: ServiceSpec, settings: Settings, clock: Clock, policy: Policy | None = None
+) -> LedgerApplication:
     """Migrates the service's schema and opens its event store (which creates
     its tables), holding the schema lock so that replicas never race."""
     schema = settings.schema_of(spec.name)
@@ -143,7 +145,7 @@ async def prepare_schema(spec: ServiceSpec, settings: Settings, clock: Clock) ->
     try:
         async with schema_lock(conn, schema):
             await migrate(conn, schema, [*BASE_MIGRATIONS, *spec.migrations])
-            return await asyncio.to_thread(spec.application, settings, clock=clock)
+            return await asyncio.to_thread(spec.application, settings, clock=clock, policy=policy)
     finally:
         await conn.close()
 
@@ -152,7 +154,7 @@ async def start_runtime(
     spec: ServiceSpec, settings: Settings, clock: Clock, workers: Workers
 ) -> Runtime:
     policy = load_policy(settings.policy_file)  # a bad value stops the service here
-    application = await prepare_schema(spec, settings, clock)
+    application = await prepare_schema(spec, settings, clock, policy)
     pool = await create_pool(
         settings.postgres,
         application_name=spec.name,

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
@@ -13,7 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request
 
 from services.kpi.api.schemas import PartnerPage, PartnerRow, PartnerSummary
 from shared.auth import AUDITOR, CEO, DEPARTMENT, DEPT_HEAD, FINANCE, Principal
-from shared.http import require_roles, runtime_of
+from shared.http import decode_cursor, encode_cursor, require_roles, runtime_of
 from shared.problems import PROBLEM_RESPONSES, Problem
 
 router = APIRouter(prefix="/v1/kpi", tags=["kpi"], responses=PROBLEM_RESPONSES)
@@ -37,19 +34,6 @@ async def partners_summary(request: Request, principal: CanRead) -> PartnerSumma
     return PartnerSummary(total=total, by_status=by_status, last_registered_at=last)
 
 
-def _encode_cursor(registered_at: datetime, partner_id: UUID) -> str:
-    raw = json.dumps([registered_at.isoformat(), str(partner_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, UUID]:
-    try:
-        at, pid = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        return datetime.fromisoformat(at), UUID(pid)
-    except (ValueError, TypeError, AttributeError, binascii.Error):
-        raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged") from None
-
-
 @router.get("/partners", response_model=PartnerPage, summary="Partners, oldest first")
 async def list_partners(
     request: Request,
@@ -58,7 +42,7 @@ async def list_partners(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PartnerPage:
-    after = _decode_cursor(cursor) if cursor else None
+    after = _after(cursor)
     async with runtime_of(request).pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT partner_id, name, unified_social_credit_code, status, registered_at,"
@@ -74,5 +58,15 @@ async def list_partners(
     items = [PartnerRow(**dict(r)) for r in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:
-        next_cursor = _encode_cursor(items[-1].registered_at, items[-1].partner_id)
+        next_cursor = encode_cursor(items[-1].registered_at.isoformat(), items[-1].partner_id)
     return PartnerPage(items=items, next_cursor=next_cursor)
+
+
+def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
+    if cursor is None:
+        return None
+    at, pid = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), UUID(pid)
+    except ValueError:
+        raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged") from None
