@@ -173,7 +173,14 @@ class DeadlineEngine:
                 self.batch,
             )
             for row in rows:
-                deadline = Deadline(**dict(row))
+                deadline = Deadline(
+                    id=uuid.UUID(str(row["id"])),  # a plain UUID, not asyncpg's subclass
+                    kind=row["kind"],
+                    aggregate_id=uuid.UUID(str(row["aggregate_id"])),
+                    ref=row["ref"],
+                    due_at=row["due_at"],
+                    started_by=uuid.UUID(str(row["started_by"])),
+                )
                 handler = self.handlers.get(deadline.kind)
                 if handler is None:
                     log.error("no overdue handler for deadline kind %s", deadline.kind)

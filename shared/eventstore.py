@@ -15,6 +15,7 @@ from datetime import date
 from typing import Any, ClassVar
 from uuid import UUID
 
+from asyncpg.pgproto.pgproto import UUID as PgUUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import (
     IntegrityError,
@@ -46,6 +47,21 @@ class DateAsISO(Transcoding):
 
     def decode(self, data: str) -> date:
         return date.fromisoformat(data)
+
+
+class DriverUUIDAsHex(Transcoding):
+    """asyncpg hands out its own UUID subclass; the transcoder matches exact
+    types, so a value read by asyncpg must never make an event unstorable.
+    Stored like a plain UUID, it reads back as one."""
+
+    type = PgUUID
+    name = "uuid_hex"
+
+    def encode(self, obj: UUID) -> str:
+        return obj.hex
+
+    def decode(self, data: str) -> UUID:
+        return UUID(data)
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
@@ -135,6 +151,7 @@ class LedgerApplication(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(DateAsISO())
+        transcoder.register(DriverUUIDAsHex())
 
     def context(
         self,
