@@ -7,6 +7,7 @@ a changed schema stays backward compatible with the published one.
 
 from __future__ import annotations
 
+import inspect
 import json
 import typing
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, create_model
 from pydantic_core import to_jsonable_python
 
-from shared.domain import LedgerAggregate, event_payload_fields
+from shared.domain import ENVELOPE_FIELDS, LedgerAggregate, event_payload_fields
 from shared.envelope import ActorRef, EventEnvelope
 
 
@@ -46,6 +47,15 @@ def _event_classes(aggregate: type[LedgerAggregate]) -> list[type[LedgerAggregat
     return found
 
 
+def _redeclared_envelope_fields(cls: type[Any]) -> list[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if klass is LedgerAggregate.Event or not issubclass(klass, LedgerAggregate.Event):
+            continue
+        names |= set(inspect.get_annotations(klass))
+    return sorted(names & (ENVELOPE_FIELDS - {"originator_topic"}))
+
+
 class EventCatalogue:
     def __init__(self, service: str, aggregates: typing.Sequence[type[LedgerAggregate]]) -> None:
         self.service = service
@@ -55,6 +65,12 @@ class EventCatalogue:
             if not aggregate.AGGREGATE_TYPE:
                 raise CatalogueError(f"{aggregate.__qualname__} has no AGGREGATE_TYPE")
             for cls in _event_classes(aggregate):
+                clash = _redeclared_envelope_fields(cls)
+                if clash:
+                    raise CatalogueError(
+                        f"{cls.__qualname__} declares {', '.join(clash)}, which the envelope"
+                        " holds already: rename the payload field"
+                    )
                 spec = EventSpec(
                     event_class=cls,
                     event_type=cls.EVENT_TYPE,

@@ -317,7 +317,7 @@ class Project(LedgerAggregate):
         incident_id: str
         category: IncidentCategory
         severity: Severity
-        occurred_at: datetime
+        incident_occurred_at: datetime  # `occurred_at` is the report's own time
         detected_at: datetime
         description: str
         report_due_at: datetime | None
@@ -872,7 +872,7 @@ class Project(LedgerAggregate):
             incident_id=incident_id,
             category=category,
             severity=severity,
-            occurred_at=occurred_at,
+            incident_occurred_at=occurred_at,
             detected_at=detected_at,
             description=description,
             report_due_at=due,
