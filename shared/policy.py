@@ -85,10 +85,6 @@ class KickoffSection(_Section):
     counting: Literal["calendar_days", "working_days"] = "calendar_days"
 
 
-class ReviewSection(_Section):
-    reviews_per_quarter: Positive = 1
-
-
 class MinutesSection(_Section):
     hours_after_meeting: Positive = 24
 
@@ -121,6 +117,7 @@ class IncidentsSection(_Section):
 
 class QualificationSection(_Section):
     default_validity_days: Positive = 365
+    renew_within_days: Annotated[int, Field(ge=0, le=365)] = 30
 
 
 class Policy(_Section):
@@ -131,7 +128,6 @@ class Policy(_Section):
     staffing: StaffingSection = StaffingSection()
     approval: ApprovalSection = ApprovalSection()
     kickoff: KickoffSection = KickoffSection()
-    review: ReviewSection = ReviewSection()
     minutes: MinutesSection = MinutesSection()
     reports: ReportsSection = ReportsSection()
     emergency: EmergencySection = EmergencySection()

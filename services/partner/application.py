@@ -46,14 +46,23 @@ class PartnerApplication(LedgerApplication):
     def today(self) -> date:
         return self.policy.clock.local_date(self.clock.now())
 
-    def _change(
-        self, ctx: CommandContext, aggregate_id: uuid.UUID, act: Callable[[A], object]
-    ) -> A:
-        aggregate: A = self.repository.get(aggregate_id)
+    def _change_partner(
+        self, ctx: CommandContext, partner_id: uuid.UUID, act: Callable[[Partner], object]
+    ) -> Partner:
+        partner = self.get_partner(partner_id)
         with command_context(ctx):
-            act(aggregate)
-        self.save_in(ctx, aggregate)
-        return aggregate
+            act(partner)
+        self.save_in(ctx, partner)
+        return partner
+
+    def _change(
+        self, ctx: CommandContext, project_id: uuid.UUID, act: Callable[[Project], object]
+    ) -> Project:
+        project = self.get_project(project_id)
+        with command_context(ctx):
+            act(project)
+        self.save_in(ctx, project)
+        return project
 
     def get_partner(self, partner_id: uuid.UUID) -> Partner:
         partner: object = self.repository.get(partner_id)
@@ -108,7 +117,7 @@ class PartnerApplication(LedgerApplication):
         qualifications: list[Qualification],
         summary: str,
     ) -> Partner:
-        return self._change(
+        return self._change_partner(
             ctx,
             partner_id,
             lambda p: p.evaluate(
@@ -124,14 +133,19 @@ class PartnerApplication(LedgerApplication):
     ) -> Partner:
         today = self.today()
         validity = timedelta(days=self.policy.qualification.default_validity_days)
-        return self._change(
+        return self._change_partner(
             ctx,
             partner_id,
-            lambda p: p.qualify(reason=reason, today=today, default_valid_until=today + validity),
+            lambda p: p.qualify(
+                reason=reason,
+                today=today,
+                default_valid_until=today + validity,
+                renew_within_days=self.policy.qualification.renew_within_days,
+            ),
         )
 
     def reject_partner(self, ctx: CommandContext, partner_id: uuid.UUID, *, reason: str) -> Partner:
-        return self._change(ctx, partner_id, lambda p: p.reject(reason=reason))
+        return self._change_partner(ctx, partner_id, lambda p: p.reject(reason=reason))
 
     def change_partner_status(
         self,
@@ -142,7 +156,7 @@ class PartnerApplication(LedgerApplication):
         reason: str,
         blacklist: bool,
     ) -> Partner:
-        return self._change(
+        return self._change_partner(
             ctx,
             partner_id,
             lambda p: p.change_status(action=action, reason=reason, blacklist=blacklist),
@@ -199,6 +213,7 @@ class PartnerApplication(LedgerApplication):
         request_id: uuid.UUID,
         approved: bool,
         decided_at: datetime,
+        amount: Decimal | None = None,
         step: str = "",
         reason: str = "",
     ) -> bool:
@@ -207,7 +222,11 @@ class PartnerApplication(LedgerApplication):
         project = self.get_project(project_id)
         with command_context(ctx):
             if approved:
-                moved = project.procurement_approved(request_id=request_id, approved_at=decided_at)
+                moved = project.procurement_approved(
+                    request_id=request_id,
+                    approved_at=decided_at,
+                    amount=project.budget if amount is None else amount,
+                )
             else:
                 moved = project.procurement_rejected(
                     request_id=request_id, step=step, reason=reason
@@ -244,6 +263,7 @@ class PartnerApplication(LedgerApplication):
                 sla_terms=sla_terms,
                 third_party_acceptor=third_party_acceptor,
                 kickoff_due_at=self.policy.kickoff_due(signed_on),
+                today=self.today(),
             )
             partner.first_contract_signed(project_id=project.id, contract_number=contract_number)
         self.save_in(ctx, project, partner)
@@ -260,6 +280,7 @@ class PartnerApplication(LedgerApplication):
         responsibilities: list[Responsibility],
     ) -> Project:
         end_of_day = self.policy.clock.end_of_day(held_on)
+        today = self.today()
         return self._change(
             ctx,
             project_id,
@@ -269,6 +290,7 @@ class PartnerApplication(LedgerApplication):
                 goals=goals,
                 timetable=timetable,
                 responsibilities=responsibilities,
+                today=today,
             ),
         )
 
@@ -285,7 +307,7 @@ class PartnerApplication(LedgerApplication):
             ctx,
             project_id,
             lambda p: p.deliver_milestone(
-                milestone_id=milestone_id, delivered_on=delivered_on, note=note
+                milestone_id=milestone_id, delivered_on=delivered_on, note=note, today=self.today()
             ),
         )
 
@@ -354,6 +376,7 @@ class PartnerApplication(LedgerApplication):
                 progress=progress,
                 risk_rating=risk_rating,
                 issues=issues,
+                today=self.today(),
             ),
         )
 
@@ -378,6 +401,7 @@ class PartnerApplication(LedgerApplication):
                 severity=severity,
                 summary=summary,
                 received_at=when,
+                now=self.clock.now(),
             ),
         )
         return project, complaint_id
@@ -466,6 +490,7 @@ class PartnerApplication(LedgerApplication):
                 category=category,
                 incurred_on=incurred_on,
                 note=note,
+                today=self.today(),
             ),
         )
 
@@ -552,12 +577,15 @@ class PartnerApplication(LedgerApplication):
         project_id: uuid.UUID,
         *,
         decision_id: uuid.UUID,
+        kind: str,
         approved: bool,
         reason: str,
     ) -> bool:
         project = self.get_project(project_id)
         with command_context(ctx):
-            moved = project.decision_made(decision_id=decision_id, approved=approved, reason=reason)
+            moved = project.decision_made(
+                decision_id=decision_id, kind=kind, approved=approved, reason=reason
+            )
         if moved:
             self.save_in(ctx, project)
         return moved
@@ -582,6 +610,7 @@ class PartnerApplication(LedgerApplication):
                 third_party=third_party,
                 signatory=signatory,
                 report_ref=report_ref,
+                today=self.today(),
             ),
         )
 
@@ -631,6 +660,6 @@ class PartnerApplication(LedgerApplication):
             deadline,
             Partner,
             lambda p: p.mark_requalification_overdue(
-                deadline_id=deadline.id, valid_until=date.fromisoformat(deadline.ref)
+                deadline_id=deadline.id, valid_until=date.fromisoformat(deadline.ref.split("@")[0])
             ),
         )

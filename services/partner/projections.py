@@ -126,7 +126,7 @@ async def partner_rejected(conn: DbConn, event: Any) -> None:
 
 
 async def partner_activated(conn: DbConn, event: Any) -> None:
-    await _touch(conn, "partner_view", "partner_id", event, "status = 'active'")
+    await _touch(conn, "partner_view", "partner_id", event, "status = $4", event.status)
 
 
 async def partner_status_changed(conn: DbConn, event: Any) -> None:
@@ -293,19 +293,19 @@ def deadline_handlers(policy: Policy) -> Mapping[str, ProjectionHandler]:
             REQUALIFICATION,
             event.originator_id,
             policy.clock.end_of_day(event.valid_until),
-            ref=event.valid_until.isoformat(),
+            # one clock per qualification, even when a renewal keeps the same date
+            ref=f"{event.valid_until.isoformat()}@{event.originator_version}",
             started_by=event.event_id,
             started_at=event.timestamp,
         )
 
     async def requalification_missed(conn: DbConn, event: Any) -> None:
-        await deadlines.mark_overdue(
-            conn,
-            REQUALIFICATION,
-            event.originator_id,
+        await conn.execute(
+            "UPDATE deadlines SET status = 'overdue', overdue_event_id = $2,"
+            " closed_at = coalesce(closed_at, $3) WHERE id = $1",
+            event.deadline_id,
             event.event_id,
             event.timestamp,
-            ref=event.valid_until.isoformat(),
         )
 
     async def partner_status_changed(conn: DbConn, event: Any) -> None:

@@ -85,6 +85,7 @@ async def test_delivery_before_kickoff_is_409_R3_2(flow: Flow) -> None:
 async def test_final_acceptance_needs_the_named_third_party_R3_4(flow: Flow) -> None:
     partner = await flow.qualified_partner(3)
     project = await flow.project_in_progress(partner, TODAY)
+    flow.advance_to(date(2027, 2, 1))
     for milestone in ("M1", "M2"):
         await flow.ok(
             "POST",
@@ -306,6 +307,7 @@ async def test_a_partner_sees_and_delivers_only_its_own_projects(flow: Flow) -> 
     other = await flow.qualified_partner(13)
     my_project = await flow.project_in_progress(mine, TODAY)
     other_project = await flow.project_in_progress(other, TODAY)
+    flow.advance_to(date(2026, 12, 20))
     vendor = auth(flow.settings, "vendor.a", "partner", partner_id=mine)
     assert (await flow.client.get(f"/v1/projects/{my_project}", headers=vendor)).status_code == 200
     await refused(flow, "GET", f"/v1/projects/{other_project}", vendor, None, 404)

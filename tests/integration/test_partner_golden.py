@@ -159,6 +159,7 @@ async def test_one_project_from_registration_to_closure(settings: Settings) -> N
         assert signed["contract"]["kickoff_due_at"] == "2026-11-12T15:59:59.999999Z"
         partner_now = await flow.ok("GET", f"/v1/partners/{partner['id']}", flow.pm)
         assert partner_now["status"] == "active"
+        clock.set(local(date(2026, 11, 9), 17))
         await flow.ok(
             "POST",
             f"/v1/projects/{pid}/kickoff",
@@ -182,6 +183,7 @@ async def test_one_project_from_registration_to_closure(settings: Settings) -> N
         clock.set(local(date(2026, 11, 19)))
         done = await flow.ok("POST", f"/v1/projects/{pid}/tasks/T1/completion", flow.specialist)
         assert done["tasks"][0]["status"] == "completed"
+        clock.set(local(date(2026, 12, 18), 17))
         first = await flow.ok(
             "POST",
             f"/v1/projects/{pid}/milestones/M1/deliveries",
@@ -195,6 +197,7 @@ async def test_one_project_from_registration_to_closure(settings: Settings) -> N
             flow.pm,
             json={"accepted": False, "reasons": ["缺少运维手册"]},
         )
+        clock.set(local(date(2026, 12, 22), 17))
         await flow.ok(
             "POST",
             f"/v1/projects/{pid}/milestones/M1/deliveries",
@@ -263,7 +266,7 @@ async def test_one_project_from_registration_to_closure(settings: Settings) -> N
             "POST",
             f"/v1/projects/{pid}/costs",
             flow.pm,
-            json={"amount": "420000.00", "category": "人力", "incurred_on": "2026-12-31"},
+            json={"amount": "420000.00", "category": "人力", "incurred_on": "2026-12-20"},
         )
         await flow.ok(
             "POST",
@@ -305,6 +308,7 @@ async def test_one_project_from_registration_to_closure(settings: Settings) -> N
         assert raised["budget"] == "1300000.00" and raised["pending_decisions"] == []
 
         # R3.4 final acceptance with the third party, then closure (R1.2).
+        clock.set(local(date(2027, 2, 20), 17))
         await flow.ok(
             "POST",
             f"/v1/projects/{pid}/milestones/M2/deliveries",

@@ -3,13 +3,14 @@ the way a client would (tokens per role, the real API)."""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import httpx
 
 from services.partner.application import PartnerApplication
+from shared.clock import ManualClock
 from shared.domain import Actor
 from shared.settings import Settings
 from tests.support.auth import auth
@@ -42,6 +43,15 @@ class Flow:
         self.director = auth(settings, "director.zhang", "director")
         self.pm = auth(settings, PM, "project_manager")
         self.specialist = auth(settings, SPECIALIST, "specialist")
+
+    def advance_to(self, day: date, hour: int = 18) -> None:
+        """Moves the service's (manual) clock forward to `day` local time, so
+        that facts dated that day are in the past; never moves it back."""
+        clock = self.app.clock
+        assert isinstance(clock, ManualClock), "the flow drives a service on a manual clock"
+        moment = datetime(day.year, day.month, day.day, hour, tzinfo=UTC) - timedelta(hours=8)
+        if moment > clock.now():
+            clock.set(moment)
 
     async def ok(self, method: str, url: str, headers: dict[str, str], **kw: Any) -> Any:
         response = await self.client.request(method, url, headers=headers, **kw)
@@ -134,6 +144,7 @@ class Flow:
 
     async def contracted_project(self, partner_id: str, signed_on: date) -> str:
         project_id = await self.approved_project(partner_id, signed_on + timedelta(days=30))
+        self.advance_to(signed_on, hour=9)
         await self.ok(
             "POST",
             f"/v1/projects/{project_id}/contract",
@@ -152,6 +163,7 @@ class Flow:
 
     async def project_in_progress(self, partner_id: str, signed_on: date) -> str:
         project_id = await self.contracted_project(partner_id, signed_on)
+        self.advance_to(signed_on + timedelta(days=2))
         await self.ok(
             "POST",
             f"/v1/projects/{project_id}/kickoff",

@@ -120,6 +120,7 @@ async def get_partner(
     summary="The partner's event history, as published",
 )
 def partner_history(partner_id: UUID, principal: CanAudit, app: App) -> list[EventEnvelope]:
+    app.get_partner(partner_id)  # 404 for anything but a partner
     return app.history(partner_id)
 
 

@@ -33,6 +33,7 @@ from shared.http import (
     command_context,
     decode_cursor,
     encode_cursor,
+    record_denial,
     require_roles,
     run_command,
     runtime_of,
@@ -98,13 +99,9 @@ async def create_project(
     app: App,
 ) -> JSONResponse:
     if principal.role == PROJECT_MANAGER and body.project_manager != principal.user_id:
-        raise Problem(
-            403,
-            "Forbidden",
-            "a project manager creates projects they manage themselves (R2.2)",
-            kind="forbidden",
-            rule="R2.2",
-        )
+        reason = "a project manager creates projects they manage themselves (R2.2)"
+        await record_denial(request, principal, 403, reason)
+        raise Problem(403, "Forbidden", reason, kind="forbidden", rule="R2.2")
     ctx = command_context(request, principal, idempotency)
     return await run_in_threadpool(
         run_command,
@@ -152,9 +149,10 @@ async def list_projects(
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> s.ProjectPage:
     if principal.role == PARTNER:  # a vendor lists only its own projects
-        if partner_id is not None and str(partner_id) != principal.partner_id:
+        own = _uuid_or_none(principal.partner_id)
+        if own is None or (partner_id is not None and partner_id != own):
             return s.ProjectPage(items=[], next_cursor=None)
-        partner_id = UUID(principal.partner_id) if principal.partner_id else None
+        partner_id = own
     after_at, after_id = (None, None)
     if cursor:
         at, pid = decode_cursor(cursor, 2)
@@ -187,6 +185,13 @@ async def list_projects(
     last = items[-1] if items else None
     token = encode_cursor(last.created_at.isoformat(), last.id) if more and last else None
     return s.ProjectPage(items=items, next_cursor=token)
+
+
+def _uuid_or_none(value: str | None) -> UUID | None:
+    try:
+        return UUID(value) if value else None
+    except ValueError:
+        return None
 
 
 @router.get("/{project_id}", response_model=s.ProjectView, summary="One project, current")

@@ -74,7 +74,12 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
             event,
             p.project_id,
             lambda ctx, project: app.record_procurement_outcome(
-                ctx, project, request_id=p.request_id, approved=True, decided_at=p.approved_at
+                ctx,
+                project,
+                request_id=p.request_id,
+                approved=True,
+                decided_at=p.approved_at,
+                amount=p.amount,
             ),
         )
 
@@ -100,7 +105,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
             event,
             p.project_id,
             lambda ctx, project: app.record_decision(
-                ctx, project, decision_id=p.decision_id, approved=True, reason=""
+                ctx, project, decision_id=p.decision_id, kind=p.kind, approved=True, reason=""
             ),
         )
 
@@ -110,7 +115,12 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
             event,
             p.project_id,
             lambda ctx, project: app.record_decision(
-                ctx, project, decision_id=p.decision_id, approved=False, reason=p.reason
+                ctx,
+                project,
+                decision_id=p.decision_id,
+                kind=p.kind,
+                approved=False,
+                reason=p.reason,
             ),
         )
 

@@ -9,6 +9,7 @@ these reader models against them.
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +22,7 @@ class _Reader(BaseModel):
 class ProcurementApprovedV1(_Reader):
     request_id: UUID
     project_id: UUID | None = Field(description="null for requests not raised by a project")
+    amount: Decimal
     approved_at: datetime
 
 
@@ -35,12 +37,14 @@ class ProcurementRejectedV1(_Reader):
 class DirectorDecisionApprovedV1(_Reader):
     decision_id: UUID
     project_id: UUID | None
+    kind: str
     decided_at: datetime
 
 
 class DirectorDecisionRejectedV1(_Reader):
     decision_id: UUID
     project_id: UUID | None
+    kind: str
     reason: str
     decided_at: datetime
 

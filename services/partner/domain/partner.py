@@ -7,7 +7,7 @@
     qualified/active/probation --suspend--> suspended
     any but terminated --terminate [blacklist]--> terminated
     probation/suspended --reinstate--> active (had a contract) or qualified
-    terminated, not blacklisted --evaluate, reinstate--> qualified
+    terminated, not blacklisted --evaluate, qualify (Director)--> qualified
 
 A partner is identified by its unified social credit code: the aggregate id is
 derived from it, so the event store itself refuses a second registration of
@@ -144,14 +144,16 @@ class Partner(LedgerAggregate):
             aggregate.decided_version = self.originator_version
 
     class Activated(LedgerAggregate.Event):
-        """The partner's first contract was signed: it is active (R2.1)."""
+        """The partner's first contract was signed: a qualified partner becomes
+        active; one on probation stays so, now with a contract (R2.1)."""
 
         EVENT_TYPE = "PartnerActivated"
         project_id: uuid.UUID
         contract_number: str
+        status: PartnerStatus
 
         def apply(self, aggregate: Any) -> None:
-            aggregate.status = ACTIVE
+            aggregate.status = self.status
             aggregate.has_contract = True
 
     class StatusChanged(LedgerAggregate.Event):
@@ -257,15 +259,23 @@ class Partner(LedgerAggregate):
             )
         return latest
 
-    def qualify(self, *, reason: str, today: date, default_valid_until: date) -> None:
+    def qualify(
+        self, *, reason: str, today: date, default_valid_until: date, renew_within_days: int
+    ) -> None:
+        """Qualifies a candidate, a rejected or a terminated partner on a new
+        evaluation, or renews the qualification of a partner whose validity
+        ends within `renew_within_days` or has ended."""
         if self.blacklisted:
             raise RuleViolation("R2.1", "a blacklisted partner cannot be qualified")
-        if self.status not in (CANDIDATE, REJECTED, TERMINATED) and not (
-            self.requalification_required or self._qualification_ends_soon(today)
-        ):
-            raise RuleViolation("R2.1", f"a {self.status} partner is qualified already")
-        if self.status == TERMINATED:
-            raise RuleViolation("R2.1", "a terminated partner is reinstated, not qualified")
+        renewal = self.requalification_required or (
+            self.valid_until is not None and (self.valid_until - today).days <= renew_within_days
+        )
+        if self.status not in (CANDIDATE, REJECTED, TERMINATED) and not renewal:
+            raise RuleViolation(
+                "R2.1",
+                f"a {self.status} partner is qualified until {self.valid_until}; renewal opens"
+                f" {renew_within_days} days before",
+            )
         evaluation = self._evaluation_since_last_decision()
         expired = [q for q in evaluation["qualifications"] if q["expires_on"] < today]
         if expired:
@@ -278,11 +288,8 @@ class Partner(LedgerAggregate):
             evaluation_id=evaluation["evaluation_id"],
             reason=reason,
             valid_until=valid_until,
-            status=QUALIFIED if self.status in (CANDIDATE, REJECTED) else self.status,
+            status=QUALIFIED if self.status in (CANDIDATE, REJECTED, TERMINATED) else self.status,
         )
-
-    def _qualification_ends_soon(self, today: date) -> bool:
-        return self.valid_until is not None and (self.valid_until - today).days <= 30
 
     def reject(self, *, reason: str) -> None:
         if self.status != CANDIDATE:
@@ -294,9 +301,12 @@ class Partner(LedgerAggregate):
     def first_contract_signed(self, *, project_id: uuid.UUID, contract_number: str) -> None:
         """Called when a project with this partner signs its contract."""
         self.ensure_selectable()
-        if self.status == QUALIFIED:
+        if not self.has_contract:
             self.trigger_event(
-                self.Activated, project_id=project_id, contract_number=contract_number
+                self.Activated,
+                project_id=project_id,
+                contract_number=contract_number,
+                status=ACTIVE if self.status == QUALIFIED else self.status,
             )
 
     def change_status(self, *, action: StatusAction, reason: str, blacklist: bool = False) -> None:
@@ -317,7 +327,7 @@ class Partner(LedgerAggregate):
             "probation": frozenset({QUALIFIED, ACTIVE}),
             "suspend": frozenset({QUALIFIED, ACTIVE, PROBATION}),
             "terminate": frozenset({CANDIDATE, QUALIFIED, REJECTED, ACTIVE, PROBATION, SUSPENDED}),
-            "reinstate": frozenset({PROBATION, SUSPENDED, TERMINATED}),
+            "reinstate": frozenset({PROBATION, SUSPENDED}),
         }
         if self.status not in allowed[action]:
             raise RuleViolation("R2.1", f"a {self.status} partner cannot be given '{action}'")
@@ -327,11 +337,6 @@ class Partner(LedgerAggregate):
             return SUSPENDED
         if action == "terminate":
             return TERMINATED
-        if self.status == TERMINATED:
-            if self.blacklisted:
-                raise RuleViolation("R2.1", "a blacklisted partner is not reinstated")
-            self._evaluation_since_last_decision()
-            return QUALIFIED
         return ACTIVE if self.has_contract else QUALIFIED
 
     def mark_requalification_overdue(

@@ -118,10 +118,11 @@ class Project(LedgerAggregate):
         EVENT_TYPE = "ProcurementApprovalGranted"
         request_id: uuid.UUID
         approved_at: datetime
+        approved_amount: Decimal
 
         def apply(self, aggregate: Any) -> None:
             aggregate.status = "approved"
-            aggregate.approved_budget = aggregate.budget
+            aggregate.approved_budget = self.approved_amount
 
     class ProcurementApprovalDenied(LedgerAggregate.Event):
         """The approval service reported the procurement rejected (R3.1)."""
@@ -427,9 +428,8 @@ class Project(LedgerAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.budget = self.new_budget
-            if aggregate.approved_budget is not None:
+            if self.decision_id is not None:  # only the Director moves the approved budget
                 aggregate.approved_budget = self.new_budget
-            if self.decision_id is not None:
                 aggregate.pending_decisions.pop(self.decision_id, None)
                 aggregate.decided.add(self.decision_id)
 
@@ -485,6 +485,7 @@ class Project(LedgerAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.status = "closed"
             aggregate.outcome = self.outcome
+            aggregate.pending_decisions.clear()  # nothing is decided for a closed project
 
     # -- state ---------------------------------------------------------------------------
 
@@ -590,13 +591,18 @@ class Project(LedgerAggregate):
             requested_by=requested_by,
         )
 
-    def procurement_approved(self, *, request_id: uuid.UUID, approved_at: datetime) -> bool:
+    def procurement_approved(
+        self, *, request_id: uuid.UUID, approved_at: datetime, amount: Decimal
+    ) -> bool:
         """Applies the approval service's outcome; False if it changes nothing
         (a redelivery, or an outcome of an older request)."""
         if self.approval_request_id != request_id or self.status != "awaiting_approval":
             return False
         self.trigger_event(
-            self.ProcurementApprovalGranted, request_id=request_id, approved_at=approved_at
+            self.ProcurementApprovalGranted,
+            request_id=request_id,
+            approved_at=approved_at,
+            approved_amount=amount,
         )
         return True
 
@@ -622,6 +628,7 @@ class Project(LedgerAggregate):
         sla_terms: list[str],
         third_party_acceptor: str,
         kickoff_due_at: datetime,
+        today: date,
     ) -> None:
         if self.status != "approved":
             raise RuleViolation(
@@ -630,6 +637,12 @@ class Project(LedgerAggregate):
             )
         if not third_party_acceptor.strip():
             raise RuleViolation("R3.4", "the contract names the third party for final acceptance")
+        if signed_on > today:
+            raise RuleViolation("R3.1", f"a contract is recorded once signed, not for {signed_on}")
+        if self.approved_budget is not None and value > self.approved_budget:
+            raise RuleViolation(
+                "R3.1", f"the contract value {value} exceeds the approved {self.approved_budget}"
+            )
         if ends_on < starts_on:
             raise RuleViolation("R3.1", "the contract ends before it starts")
         self.trigger_event(
@@ -654,6 +667,7 @@ class Project(LedgerAggregate):
         goals: list[str],
         timetable: str,
         responsibilities: list[Responsibility],
+        today: date,
     ) -> None:
         if self.status != "contracted":
             raise RuleViolation(
@@ -662,6 +676,8 @@ class Project(LedgerAggregate):
         assert self.signed_on is not None and self.kickoff_due_at is not None
         if held_on < self.signed_on:
             raise RuleViolation("R3.2", "the kickoff cannot be before the contract was signed")
+        if held_on > today:
+            raise RuleViolation("R3.2", f"a kickoff is recorded once held, not for {held_on}")
         if not goals or not responsibilities or not timetable.strip():
             raise RuleViolation("R3.2", "a kickoff fixes goals, timetable and responsibilities")
         self.trigger_event(
@@ -697,9 +713,15 @@ class Project(LedgerAggregate):
         except KeyError:
             raise RuleViolation("R6.1", f"no milestone {milestone_id!r} in this project") from None
 
-    def deliver_milestone(self, *, milestone_id: str, delivered_on: date, note: str) -> None:
+    def deliver_milestone(
+        self, *, milestone_id: str, delivered_on: date, note: str, today: date
+    ) -> None:
         self._working("a delivery")
         milestone = self._milestone(milestone_id)
+        if delivered_on > today or (self.kickoff_held_on and delivered_on < self.kickoff_held_on):
+            raise RuleViolation(
+                "R6.1", f"a delivery is dated between the kickoff and today, not {delivered_on}"
+            )
         state = self.milestone_states[milestone_id]["status"]
         if state in ("delivered", "accepted"):
             raise RuleViolation("R6.1", f"milestone {milestone_id!r} is {state} already")
@@ -745,12 +767,14 @@ class Project(LedgerAggregate):
             raise RuleViolation("R2.2", f"no task {task_id!r} in this project") from None
 
     def acknowledge_task(self, *, task_id: str) -> None:
+        self._open("a task")
         task = self._task(task_id)
         if task["status"] != "assigned":
             raise RuleViolation("R2.2", f"task {task_id!r} is {task['status']} already")
         self.trigger_event(self.TaskAcknowledged, task_id=task_id, specialist=task["specialist"])
 
     def complete_task(self, *, task_id: str, completed_on: date) -> None:
+        self._open("a task")
         task = self._task(task_id)
         if task["status"] == "completed":
             raise RuleViolation("R2.2", f"task {task_id!r} is completed already")
@@ -773,10 +797,16 @@ class Project(LedgerAggregate):
         progress: str,
         risk_rating: RiskRating,
         issues: list[str],
+        today: date,
     ) -> None:
         if self.status not in ("contracted", "in_progress"):
             raise RuleViolation(
                 "R3.3", f"mid-term reviews are for active projects, not {self.status}"
+            )
+        assert self.signed_on is not None
+        if held_on > today or held_on < self.signed_on:
+            raise RuleViolation(
+                "R3.3", f"a review is dated between the contract and today, not {held_on}"
             )
         self.trigger_event(
             self.ReviewHeld,
@@ -813,8 +843,11 @@ class Project(LedgerAggregate):
         severity: Severity,
         summary: str,
         received_at: datetime,
+        now: datetime,
     ) -> None:
         self._open("a complaint")
+        if received_at > now:
+            raise RuleViolation("R6.1", "a complaint is recorded once received")
         if complaint_id in self.complaints:
             raise RuleViolation("R6.1", f"complaint {complaint_id!r} exists already")
         self.trigger_event(
@@ -908,7 +941,14 @@ class Project(LedgerAggregate):
         )
 
     def record_cost(
-        self, *, cost_id: str, amount: Decimal, category: str, incurred_on: date, note: str
+        self,
+        *,
+        cost_id: str,
+        amount: Decimal,
+        category: str,
+        incurred_on: date,
+        note: str,
+        today: date,
     ) -> None:
         if self.status not in OPEN_AFTER_CONTRACT:
             raise RuleViolation(
@@ -918,6 +958,8 @@ class Project(LedgerAggregate):
             raise RuleViolation("R6.1", f"cost {cost_id!r} is recorded already")
         if amount <= 0:
             raise RuleViolation("R6.1", "a cost is a positive amount")
+        if incurred_on > today:
+            raise RuleViolation("R6.1", f"an actual cost is incurred by today, not {incurred_on}")
         self.trigger_event(
             self.CostRecorded,
             cost_id=cost_id,
@@ -955,6 +997,8 @@ class Project(LedgerAggregate):
         """Below the threshold the budget changes now (True); above it the
         Director is asked (False)."""
         self._open("a budget change")
+        if self.status == "awaiting_approval":
+            raise RuleViolation("R3.1", "the budget under procurement approval cannot change")
         if new_budget <= 0:
             raise RuleViolation("R5.2", "a budget is a positive amount")
         base = self.approved_budget or self.budget
@@ -1011,7 +1055,8 @@ class Project(LedgerAggregate):
         new_value: Decimal | None = None,
     ) -> None:
         if any(d["kind"] == kind for d in self.pending_decisions.values()):
-            raise RuleViolation("R5.2", f"a {kind.replace('_', ' ')} awaits the Director already")
+            rule = "R5.1" if kind == "contract_renewal" else "R5.2"
+            raise RuleViolation(rule, f"a {kind.replace('_', ' ')} awaits the Director already")
         self.trigger_event(
             self.DirectorDecisionRequested,
             decision_id=decision_id,
@@ -1023,11 +1068,14 @@ class Project(LedgerAggregate):
             new_value=new_value,
         )
 
-    def decision_made(self, *, decision_id: uuid.UUID, approved: bool, reason: str) -> bool:
+    def decision_made(
+        self, *, decision_id: uuid.UUID, kind: str, approved: bool, reason: str
+    ) -> bool:
         """Applies the Director's decision from the approval service; False if
-        it changes nothing (a redelivery or an unknown decision)."""
+        it changes nothing (a redelivery, an unknown or mismatched decision, or
+        a closed project, whose pending decisions lapsed)."""
         pending = self.pending_decisions.get(decision_id)
-        if pending is None or decision_id in self.decided or self.status == "closed":
+        if pending is None or decision_id in self.decided or pending["kind"] != kind:
             return False
         if not approved:
             self.trigger_event(self.DirectorDecisionDenied, decision_id=decision_id, reason=reason)
@@ -1059,7 +1107,13 @@ class Project(LedgerAggregate):
     # -- acceptance and closure (R3.4, R1.2) --------------------------------------------------
 
     def record_final_acceptance(
-        self, *, accepted_on: date, third_party: str, signatory: str, report_ref: str
+        self,
+        *,
+        accepted_on: date,
+        third_party: str,
+        signatory: str,
+        report_ref: str,
+        today: date,
     ) -> None:
         if self.status != "in_progress":
             raise RuleViolation(
@@ -1074,6 +1128,10 @@ class Project(LedgerAggregate):
             )
         if not signatory.strip():
             raise RuleViolation("R3.4", "the third party's signatory signs off the acceptance")
+        if accepted_on > today:
+            raise RuleViolation(
+                "R3.4", f"an acceptance is recorded once signed, not for {accepted_on}"
+            )
         open_milestones = [m for m, s in self.milestone_states.items() if s["status"] != "accepted"]
         if open_milestones:
             raise RuleViolation(
