@@ -660,6 +660,8 @@ class PartnerApplication(LedgerApplication):
             deadline,
             Partner,
             lambda p: p.mark_requalification_overdue(
-                deadline_id=deadline.id, valid_until=date.fromisoformat(deadline.ref.split("@")[0])
+                deadline_id=deadline.id,
+                valid_until=date.fromisoformat(deadline.ref.partition("@")[0]),
+                qualified_version=int(deadline.ref.partition("@")[2] or 0),
             ),
         )

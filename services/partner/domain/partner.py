@@ -130,6 +130,7 @@ class Partner(LedgerAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.status = self.status
             aggregate.valid_until = self.valid_until
+            aggregate.qualified_version = self.originator_version
             aggregate.requalification_required = False
             aggregate.decided_version = self.originator_version
 
@@ -170,6 +171,8 @@ class Partner(LedgerAggregate):
         def apply(self, aggregate: Any) -> None:
             aggregate.status = self.to_status
             aggregate.blacklisted = self.blacklisted
+            if self.to_status == TERMINATED:
+                aggregate.has_contract = False  # a qualification anew starts afresh
             aggregate.decided_version = self.originator_version
 
     class RequalificationOverdue(LedgerAggregate.Event):
@@ -197,6 +200,7 @@ class Partner(LedgerAggregate):
         self.status: PartnerStatus = CANDIDATE
         self.evaluations: list[Evaluation] = []
         self.valid_until: date | None = None
+        self.qualified_version = 0  # version of the qualification in force
         self.requalification_required = False
         self.blacklisted = False
         self.has_contract = False
@@ -340,12 +344,13 @@ class Partner(LedgerAggregate):
         return ACTIVE if self.has_contract else QUALIFIED
 
     def mark_requalification_overdue(
-        self, *, deadline_id: uuid.UUID, valid_until: date
+        self, *, deadline_id: uuid.UUID, valid_until: date, qualified_version: int
     ) -> uuid.UUID | None:
         """Records the overdue requalification once; returns its event id."""
         if deadline_id in self.overdue_deadlines:
             return self.overdue_deadlines[deadline_id]
-        if self.valid_until != valid_until or self.status == TERMINATED:
+        stale = self.qualified_version != qualified_version or self.valid_until != valid_until
+        if stale or self.status == TERMINATED:
             return None  # requalified (or gone) meanwhile
         self.trigger_event(
             self.RequalificationOverdue, valid_until=valid_until, deadline_id=deadline_id

@@ -639,6 +639,10 @@ class Project(LedgerAggregate):
             raise RuleViolation("R3.4", "the contract names the third party for final acceptance")
         if signed_on > today:
             raise RuleViolation("R3.1", f"a contract is recorded once signed, not for {signed_on}")
+        if currency != self.currency:
+            raise RuleViolation(
+                "R3.1", f"the contract is in {currency}, the approved budget in {self.currency}"
+            )
         if self.approved_budget is not None and value > self.approved_budget:
             raise RuleViolation(
                 "R3.1", f"the contract value {value} exceeds the approved {self.approved_budget}"
@@ -1001,8 +1005,16 @@ class Project(LedgerAggregate):
             raise RuleViolation("R3.1", "the budget under procurement approval cannot change")
         if new_budget <= 0:
             raise RuleViolation("R5.2", "a budget is a positive amount")
-        base = self.approved_budget or self.budget
-        limit = base * (1 + Decimal(str(threshold_percent)) / 100)
+        if self.approved_budget is None:  # not approved yet: the plan itself changes
+            self.trigger_event(
+                self.BudgetChanged,
+                old_budget=self.budget,
+                new_budget=new_budget,
+                reason=reason,
+                decision_id=None,
+            )
+            return True
+        limit = self.approved_budget * (1 + Decimal(str(threshold_percent)) / 100)
         if new_budget > limit:
             self._request_decision(decision_id, "budget_increase", reason, new_budget=new_budget)
             return False
@@ -1019,7 +1031,9 @@ class Project(LedgerAggregate):
         self, *, new_scope: str, reason: str, is_major: bool, decision_id: uuid.UUID
     ) -> bool:
         self._open("a scope change")
-        if is_major:
+        if self.status == "awaiting_approval":
+            raise RuleViolation("R3.1", "the scope under procurement approval cannot change")
+        if is_major and self.approved_budget is not None:
             self._request_decision(decision_id, "scope_change", reason, new_scope=new_scope)
             return False
         self.trigger_event(
