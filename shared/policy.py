@@ -177,6 +177,10 @@ def load_policy(path: Path | None = None) -> Policy:
         raise PolicyError(f"policy file {path} not found (set PL_POLICY_FILE)") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"policy file {path} is not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(f"policy file {path} is not UTF-8: {exc}") from None
+    except OSError as exc:
+        raise PolicyError(f"policy file {path} cannot be read: {exc}") from None
     try:
         return Policy.model_validate(raw)
     except ValidationError as exc:

@@ -977,7 +977,10 @@ class Project(LedgerAggregate):
     def record_satisfaction(
         self, *, survey_id: str, score: int, respondent: str, comment: str
     ) -> None:
-        if self.status not in (*OPEN_AFTER_CONTRACT, "closed"):
+        worked = self.status in OPEN_AFTER_CONTRACT or (
+            self.status == "closed" and self.contract_number is not None
+        )
+        if not worked:
             raise RuleViolation(
                 "R6.1", f"satisfaction is surveyed once work began, not {self.status}"
             )
@@ -1163,6 +1166,10 @@ class Project(LedgerAggregate):
         self._open("closing")
         if outcome == "completed" and self.status != "accepted":
             raise RuleViolation("R3.4", "a project completes only after final acceptance")
+        if outcome != "completed" and self.status == "accepted":
+            raise RuleViolation(
+                "R3.4", "a project the third party accepted closes as completed, not as failed"
+            )
         self.trigger_event(
             self.Closed,
             outcome=outcome,
