@@ -20,8 +20,6 @@ records. Proves that:
   same deadline id always returns the same event id (R3.5);
 - replaying the recorded events from scratch rebuilds the live state (audit
   by event replay).
-
-A separate test documents a bug found on the way (strict xfail).
 """
 
 from __future__ import annotations
@@ -35,7 +33,6 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import event as note_outcome
 from hypothesis import strategies as st
@@ -98,7 +95,7 @@ ACTION_FROM = {
     "probation": frozenset({QUALIFIED, ACTIVE}),
     "suspend": frozenset({QUALIFIED, ACTIVE, PROBATION}),
     "terminate": STATUSES - {TERMINATED},
-    "reinstate": frozenset({PROBATION, SUSPENDED, TERMINATED}),
+    "reinstate": frozenset({PROBATION, SUSPENDED}),
 }
 
 REFUSED = None
@@ -137,7 +134,9 @@ class PartnerMachine(RuleBasedStateMachine):
         self.blacklisted = False
         self.has_contract = False
         self.valid_until: date | None = None
-        self.old_valid_untils: list[date] = []
+        self.qualified_version = 0
+        #: (valid_until, qualified_version) of the qualifications replaced since
+        self.old_qualifications: list[tuple[date, int]] = []
         self.requalification_required = False
         #: certificates of the latest evaluation made since the Director's last
         #: decision, or None when there is none
@@ -241,36 +240,51 @@ class PartnerMachine(RuleBasedStateMachine):
     @rule(
         today_offset=st.integers(0, 3),
         validity_days=st.one_of(st.integers(1, 40), st.integers(300, 730)),
+        renew_within_days=st.sampled_from([0, 30, 60]),
+        window_edge=st.sampled_from([None, None, -1, 0, 1]),
     )
-    def qualify(self, today_offset: int, validity_days: int) -> None:
+    def qualify(
+        self,
+        today_offset: int,
+        validity_days: int,
+        renew_within_days: int,
+        window_edge: int | None = None,
+    ) -> None:
+        """`window_edge` puts today next to the day the renewal window opens."""
         today = self._today() + timedelta(days=today_offset)
+        if window_edge is not None and self.valid_until is not None:
+            today = self.valid_until - timedelta(days=renew_within_days + window_edge)
         default_valid_until = today + timedelta(days=validity_days)
-        ends_soon = self.valid_until is not None and (self.valid_until - today).days <= 30
+        renewal = self.requalification_required or (
+            self.valid_until is not None and (self.valid_until - today).days <= renew_within_days
+        )
         fresh = self.fresh_evaluation
         accepted = (
             not self.blacklisted
-            and (
-                self.status in (CANDIDATE, REJECTED)
-                or (self.status != TERMINATED and (self.requalification_required or ends_soon))
-            )
+            and (self.status in (CANDIDATE, REJECTED, TERMINATED) or renewal)
             and fresh is not None
             and all(q["expires_on"] >= today for q in fresh)
         )
         _, events = self._run(
             "qualify",
             lambda: self.partner.qualify(
-                reason="meets the criteria", today=today, default_valid_until=default_valid_until
+                reason="meets the criteria",
+                today=today,
+                default_valid_until=default_valid_until,
+                renew_within_days=renew_within_days,
             ),
             (Partner.Qualified,) if accepted else REFUSED,
         )
         if accepted:
             assert fresh is not None
-            if self.status in (CANDIDATE, REJECTED):
+            if self.status in (CANDIDATE, REJECTED, TERMINATED):
                 self.status = QUALIFIED
             if self.valid_until is not None:
-                self.old_valid_untils.append(self.valid_until)
+                self.old_qualifications.append((self.valid_until, self.qualified_version))
             self.valid_until = min([q["expires_on"] for q in fresh] + [default_valid_until])
+            self.qualified_version = events[0].originator_version
             assert events[0].valid_until == self.valid_until
+            assert events[0].status == self.status
             self.requalification_required = False
             self._decided()
 
@@ -284,7 +298,7 @@ class PartnerMachine(RuleBasedStateMachine):
     ) -> None:
         """The usual path (the two rules above, in a row), so runs get further."""
         self.evaluate(scores, "exact", offsets)
-        self.qualify(0, validity_days)
+        self.qualify(0, validity_days, 30)
 
     @rule()
     def reject(self) -> None:
@@ -302,19 +316,22 @@ class PartnerMachine(RuleBasedStateMachine):
     def first_contract_signed(self) -> None:
         if not self._selectable():
             expected: tuple[type[Any], ...] | None = REFUSED
-        elif self.status == QUALIFIED:
+        elif not self.has_contract:
             expected = (Partner.Activated,)
         else:
-            expected = ()  # active or on probation: nothing to record
-        self._run(
+            expected = ()  # it had its first contract already: nothing to record
+        _, events = self._run(
             "first contract",
             lambda: self.partner.first_contract_signed(
                 project_id=uuid4(), contract_number="C-2026-001"
             ),
             expected,
         )
-        if expected and self.status == QUALIFIED:
-            self.status = ACTIVE
+        if events:
+            # A qualified partner becomes active; one on probation stays so.
+            if self.status == QUALIFIED:
+                self.status = ACTIVE
+            assert events[0].status == self.status
             self.has_contract = True
 
     #: Only a termination may blacklist; the others must refuse a blacklist.
@@ -345,9 +362,6 @@ class PartnerMachine(RuleBasedStateMachine):
                 target = SUSPENDED
             elif action == "terminate":
                 target = TERMINATED
-            elif self.status == TERMINATED:
-                fresh = not self.blacklisted and self.fresh_evaluation is not None
-                target = QUALIFIED if fresh else None
             else:
                 target = ACTIVE if self.has_contract else QUALIFIED
         _, events = self._run(
@@ -364,28 +378,38 @@ class PartnerMachine(RuleBasedStateMachine):
             assert (event.from_status, event.to_status) == (self.status, target)
             self.status = target
             self.blacklisted = blacklist and action == "terminate"
+            if target == TERMINATED:
+                self.has_contract = False  # a qualification anew starts afresh
             assert event.blacklisted == self.blacklisted
             self._decided()
 
-    @rule(deadline=st.sampled_from(DEADLINES), which=st.sampled_from(["current", "stale"]))
+    @rule(
+        deadline=st.sampled_from(DEADLINES),
+        which=st.sampled_from(["current", "current", "stale", "stale version"]),
+    )
     def mark_requalification_overdue(self, deadline: UUID, which: str) -> None:
+        """The deadline of a qualification (its valid_until and version) fired."""
         if which == "current" and self.valid_until is not None:
-            valid_until = self.valid_until
-        elif self.old_valid_untils:
-            valid_until = self.old_valid_untils[-1]
+            valid_until, version = self.valid_until, self.qualified_version
+        elif which == "stale version" and self.valid_until is not None:
+            # a renewal that kept the same date: the old deadline is stale
+            valid_until, version = self.valid_until, self.qualified_version - 1
+        elif self.old_qualifications:
+            valid_until, version = self.old_qualifications[-1]
         else:
-            valid_until = self._today() - timedelta(days=1)
+            valid_until, version = self._today() - timedelta(days=1), 0
+        current = (valid_until, version) == (self.valid_until, self.qualified_version)
         if deadline in self.overdue:
             expected: tuple[type[Any], ...] = ()
             expected_result: UUID | None = self.overdue[deadline]
-        elif valid_until != self.valid_until or self.status == TERMINATED:
+        elif not current or self.status == TERMINATED:
             expected, expected_result = (), None
         else:
             expected, expected_result = (Partner.RequalificationOverdue,), None
 
         def command() -> UUID | None:
             return self.partner.mark_requalification_overdue(
-                deadline_id=deadline, valid_until=valid_until
+                deadline_id=deadline, valid_until=valid_until, qualified_version=version
             )
 
         result, events = self._run(f"overdue {which}", command, expected)
@@ -412,7 +436,7 @@ class PartnerMachine(RuleBasedStateMachine):
             self.blacklisted,
             self.has_contract,
         )
-        assert p.valid_until == self.valid_until
+        assert (p.valid_until, p.qualified_version) == (self.valid_until, self.qualified_version)
         assert p.requalification_required == self.requalification_required
         assert p.overdue_deadlines == self.overdue
 
@@ -443,7 +467,7 @@ class PartnerMachine(RuleBasedStateMachine):
             with self._context():
                 assert (
                     self.partner.mark_requalification_overdue(
-                        deadline_id=deadline, valid_until=date(2000, 1, 1)
+                        deadline_id=deadline, valid_until=date(2000, 1, 1), qualified_version=-1
                     )
                     == event_id
                 )
@@ -459,47 +483,8 @@ def test_partner_lifecycle_state_machine() -> None:
         PartnerMachine,
         settings=settings(
             max_examples=300,
-            stateful_step_count=40,
+            stateful_step_count=50,
             deadline=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
-
-
-# -- a bug found by the model -----------------------------------------------------------
-
-
-def _context(clock: ManualClock, ids: SequentialIds) -> CommandContext:
-    return CommandContext(actor=DIRECTOR, correlation_id=uuid4(), clock=clock, new_id=ids)
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG services/partner/domain/partner.py:294-300 first_contract_signed records "
-        "PartnerActivated only for a QUALIFIED partner; a partner on probation (selectable) "
-        "whose first contract is signed keeps has_contract=False, so a later reinstate "
-        "(partner.py _target_of: `ACTIVE if self.has_contract else QUALIFIED`) makes it "
-        "'qualified' although it had a contract (docstring: reinstate -> active (had a contract))"
-    ),
-)
-def test_partner_whose_first_contract_came_on_probation_is_reinstated_active() -> None:
-    clock, ids = ManualClock(START), SequentialIds()
-    with command_context(_context(clock, ids)):
-        partner = Partner.register(
-            name="Fuzhou Software Ltd.",
-            unified_social_credit_code=CREDIT_CODE,
-            contact=CONTACT,
-            service_categories=["development"],
-        )
-        partner.evaluate(
-            evaluation_id=ids(),
-            scores=dict.fromkeys(CRITERIA, 4),
-            qualifications=[],
-            summary="ok",
-        )
-        partner.qualify(reason="ok", today=START.date(), default_valid_until=date(2027, 1, 5))
-        partner.change_status(action="probation", reason="late reports")
-        partner.first_contract_signed(project_id=uuid4(), contract_number="C-1")
-        partner.change_status(action="reinstate", reason="improved")
-    assert partner.status == ACTIVE
