@@ -903,7 +903,8 @@ class ProjectMachine(RuleBasedStateMachine):
             assert events[0].third_party == THIRD_PARTY
             self.status = "accepted"
 
-    @rule(outcome=st.sampled_from(["completed", "completed", "failed", "terminated"]))
+    # failed / terminated end most runs: drawn less often than completed
+    @rule(outcome=st.sampled_from(["completed"] * 6 + ["failed", "terminated"]))
     def close(self, outcome: str) -> None:
         # Completed exactly when the third party accepted it (R3.4).
         accepted = self.status != "closed" and (outcome == "completed") == (
