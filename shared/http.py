@@ -13,6 +13,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 from uuid import UUID
 
@@ -147,6 +148,18 @@ def decode_cursor(cursor: str, arity: int) -> list[str]:
     ):
         raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged")
     return values
+
+
+def time_id_cursor(cursor: str | None) -> tuple[datetime, UUID] | tuple[None, None]:
+    """The (time, id) sort key a keyset page continues after; (None, None) for
+    the first page."""
+    if cursor is None:
+        return None, None
+    at, key = decode_cursor(cursor, 2)
+    try:
+        return datetime.fromisoformat(at), UUID(key)
+    except ValueError:
+        raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged") from None
 
 
 def command_context(

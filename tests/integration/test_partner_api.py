@@ -441,3 +441,23 @@ async def _wait_views(flow: Flow) -> None:
         return bool(position == flow.app.log_head())
 
     await wait_until(caught_up, what="the views projector")
+
+
+async def test_lists_page_with_cursors_and_filters(flow: Flow) -> None:
+    for n in (30, 31, 32):
+        await flow.qualified_partner(n)
+    await _wait_views(flow)
+    seen: list[str] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": 2, "status": "qualified", **({"cursor": cursor} if cursor else {})}
+        page = (await flow.client.get("/v1/partners", headers=flow.pm, params=params)).json()
+        seen += [p["id"] for p in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert len(seen) == len(set(seen)) == 3
+    bad = await flow.client.get("/v1/partners", headers=flow.pm, params={"cursor": "garbage"})
+    assert bad.status_code == 422
+    none = await flow.client.get("/v1/partners", headers=flow.pm, params={"status": "terminated"})
+    assert none.json()["items"] == []

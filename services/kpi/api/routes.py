@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
-from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.kpi.api.schemas import PartnerPage, PartnerRow, PartnerSummary
 from shared.auth import AUDITOR, CEO, DEPARTMENT, DEPT_HEAD, FINANCE, Principal
-from shared.http import decode_cursor, encode_cursor, require_roles, runtime_of
-from shared.problems import PROBLEM_RESPONSES, Problem
+from shared.http import encode_cursor, require_roles, runtime_of, time_id_cursor
+from shared.problems import PROBLEM_RESPONSES
 
 router = APIRouter(prefix="/v1/kpi", tags=["kpi"], responses=PROBLEM_RESPONSES)
 
@@ -42,7 +40,7 @@ async def list_partners(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> PartnerPage:
-    after = _after(cursor)
+    after_at, after_id = time_id_cursor(cursor)
     async with runtime_of(request).pool.acquire() as conn:
         rows = await conn.fetch(
             "SELECT partner_id, name, unified_social_credit_code, status, registered_at,"
@@ -51,8 +49,8 @@ async def list_partners(
             " AND ($2::timestamptz IS NULL OR (registered_at, partner_id) > ($2, $3::uuid))"
             " ORDER BY registered_at, partner_id LIMIT $4",
             status,
-            after[0] if after else None,
-            after[1] if after else None,
+            after_at,
+            after_id,
             limit + 1,
         )
     items = [PartnerRow(**dict(r)) for r in rows[:limit]]
@@ -60,13 +58,3 @@ async def list_partners(
     if len(rows) > limit:
         next_cursor = encode_cursor(items[-1].registered_at.isoformat(), items[-1].partner_id)
     return PartnerPage(items=items, next_cursor=next_cursor)
-
-
-def _after(cursor: str | None) -> tuple[datetime, UUID] | None:
-    if cursor is None:
-        return None
-    at, pid = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), UUID(pid)
-    except ValueError:
-        raise Problem(422, "Invalid cursor", "pass back a next_cursor value unchanged") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, cast
 from uuid import UUID
 
@@ -39,13 +38,13 @@ from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
     command_context,
-    decode_cursor,
     encode_cursor,
     idempotency_key,
     record_denial,
     require_roles,
     run_command,
     runtime_of,
+    time_id_cursor,
 )
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
@@ -157,15 +156,7 @@ async def list_partners(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> PartnerPage:
-    after_at, after_id = (None, None)
-    if cursor:
-        at, pid = decode_cursor(cursor, 2)
-        try:
-            after_at, after_id = datetime.fromisoformat(at), UUID(pid)
-        except ValueError:
-            raise Problem(
-                422, "Invalid cursor", "pass back a next_cursor value unchanged"
-            ) from None
+    after_at, after_id = time_id_cursor(cursor)
     rows = await runtime_of(request).pool.fetch(
         "SELECT partner_id AS id, name, unified_social_credit_code, status, blacklisted,"
         " requalification_required, valid_until, service_categories, registered_at, updated_at"

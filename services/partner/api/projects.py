@@ -31,12 +31,12 @@ from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
     command_context,
-    decode_cursor,
     encode_cursor,
     record_denial,
     require_roles,
     run_command,
     runtime_of,
+    time_id_cursor,
 )
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
@@ -153,15 +153,7 @@ async def list_projects(
         if own is None or (partner_id is not None and partner_id != own):
             return s.ProjectPage(items=[], next_cursor=None)
         partner_id = own
-    after_at, after_id = (None, None)
-    if cursor:
-        at, pid = decode_cursor(cursor, 2)
-        try:
-            after_at, after_id = datetime.fromisoformat(at), UUID(pid)
-        except ValueError:
-            raise Problem(
-                422, "Invalid cursor", "pass back a next_cursor value unchanged"
-            ) from None
+    after_at, after_id = time_id_cursor(cursor)
     rows = await runtime_of(request).pool.fetch(
         "SELECT project_id AS id, title, partner_id, project_manager, status, budget, currency,"
         " created_at, contract_signed_on, outcome FROM project_view"
