@@ -180,4 +180,10 @@ async def test_republished_log_as_long_as_the_old_one_is_reread(infra: Infra) ->
 
 
 def test_subscription_names_the_events_it_reads() -> None:
-    assert set(PARTNER_EVENTS.handlers) == {"PartnerRegistered"}
+    assert set(PARTNER_EVENTS.handlers) == {
+        "PartnerRegistered",
+        "PartnerQualified",
+        "PartnerRejected",
+        "PartnerActivated",
+        "PartnerStatusChanged",
+    }

@@ -12,11 +12,13 @@ import asyncio
 import pytest
 
 from services.kpi.service import SPEC as KPI
+from services.partner.application import PartnerApplication
 from services.partner.service import SPEC as PARTNER
 from shared.settings import Settings
 from tests.support.apps import running
 from tests.support.auth import auth
 from tests.support.data import registration
+from tests.support.partner_flow import Flow
 from tests.support.waiting import consumer_caught_up, wait_until
 
 pytestmark = pytest.mark.integration
@@ -197,3 +199,35 @@ async def test_partner_token_reads_only_its_own_partner(settings: Settings) -> N
         history = await partner.client.get(f"/v1/partners/{a['id']}/events", headers=auth(settings))
         assert [e["event_type"] for e in history.json()] == ["PartnerRegistered"]
         assert history.json()[0]["actor"] == {"user_id": "alice", "role": "director"}
+
+
+async def test_kpi_follows_partner_status_changes_R2_1(settings: Settings) -> None:
+    async with running(PARTNER, settings) as partner, running(KPI, settings) as kpi:
+        app = partner.runtime.application
+        assert isinstance(app, PartnerApplication)
+        flow = Flow(partner.client, settings, app)
+        first = await flow.qualified_partner(21)
+        await flow.qualified_partner(22)
+        rejected = await flow.ok("POST", "/v1/partners", flow.pm, json=registration(23))
+        await flow.ok(
+            "POST",
+            f"/v1/partners/{rejected['id']}/rejection",
+            flow.director,
+            json={"reason": "资质不足"},
+        )
+        await flow.ok(
+            "POST",
+            f"/v1/partners/{first}/status",
+            flow.director,
+            json={"action": "suspend", "reason": "安全事件"},
+        )
+
+        async def caught_up() -> bool:
+            return consumer_caught_up(
+                await partner.status(), await kpi.status(), kpi_group(settings)
+            )
+
+        await wait_until(caught_up, what="kpi applied the status changes")
+        summary = await kpi.client.get("/v1/kpi/partners/summary", headers=auth(settings))
+        assert summary.json()["by_status"] == {"qualified": 1, "rejected": 1, "suspended": 1}
+        assert summary.json()["total"] == 3
