@@ -59,10 +59,6 @@ log = logging.getLogger(__name__)
 Handler = Callable[[DbConn, EventEnvelope], Awaitable[None]]
 
 
-class ConsumerStateLost(Exception):
-    """A partition is read without its stored position; the consumer restarts."""
-
-
 class PoisonEvent(Exception):
     """Raised by a handler for an event it can never apply (parks it)."""
 
@@ -224,11 +220,11 @@ class Consumer:
     ) -> None:
         state = self.partitions.get(tp)
         if state is None:
-            assert self._consumer is not None
-            if tp in self._consumer.assignment():
-                # Assigned, but its stored offset was never loaded: never drop records.
-                raise ConsumerStateLost(f"{tp} is assigned without its stored offset")
-            return  # revoked while the batch was in flight
+            # Revoked while the batch was in flight, or assigned and its stored
+            # offset still loading (the listener seeks it; a failed load restarts
+            # the consumer): these records were read from a position we did not
+            # choose, so they are not applied.
+            return
         if state.verify is not None and msgs:
             msgs = self._verify_last_applied(tp, state, msgs)
             if not msgs:
@@ -289,7 +285,10 @@ class Consumer:
     async def _watch_watermarks(self) -> None:
         consumer = self._consumer
         assert consumer is not None
+        assigned = consumer.assignment()
         for tp in list(self.partitions):
+            if tp not in assigned:
+                continue  # revoked a moment ago
             high = consumer.highwater(tp)
             if high is None:
                 continue
@@ -528,7 +527,9 @@ class Consumer:
         for tp, state in sorted(self.partitions.items(), key=lambda kv: str(kv[0])):
             parts[f"{tp.topic}/{tp.partition}"] = {
                 "epoch": state.epoch,
-                "high_watermark": consumer.highwater(tp) if consumer else None,
+                "high_watermark": (
+                    consumer.highwater(tp) if consumer and tp in consumer.assignment() else None
+                ),
             }
         return {"group": self.group, "assigned": parts, "ready": self.assigned.is_set()}
 

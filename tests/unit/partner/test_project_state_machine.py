@@ -148,6 +148,10 @@ def _normal(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+#: The contract's acceptor, spelled differently, and another organisation.
+third_parties = st.sampled_from(
+    [THIRD_PARTY, "  china software  TESTING center ", "Our own QA team"]
+)
 #: Dates relative to today: mostly in the past, sometimes in the future (refused).
 day_offsets = st.one_of(st.integers(-20, 0), st.integers(-20, 0), st.integers(1, 3))
 
@@ -870,9 +874,7 @@ class ProjectMachine(RuleBasedStateMachine):
     # -- final acceptance and closure (R3.4, R1.2) ---------------------------------------
 
     @rule(
-        third_party=st.sampled_from(
-            [THIRD_PARTY, "  china software  TESTING center ", "Our own QA team"]
-        ),
+        third_party=third_parties,
         signatory=st.sampled_from(["Wang Fang", "Wang Fang", " "]),
         accepted_offset=day_offsets,
     )
@@ -924,14 +926,20 @@ class ProjectMachine(RuleBasedStateMachine):
         ["approved", "contracted", "contracted", "in_progress", "in_progress", "accepted"]
     )
 
-    @rule(until=stops)
-    def happy_path(self, until: str) -> None:
+    @rule(
+        until=stops,
+        currency=st.sampled_from(["CNY", "CNY", "CNY", "USD"]),
+        third_party=third_parties,
+    )
+    def happy_path(self, until: str, currency: str, third_party: str) -> None:
         """The usual path (through the rules above) up to the status `until`,
-        so that runs spend their steps in the later statuses."""
+        so that runs spend their steps in the later statuses; the contract's
+        currency and the acceptor's spelling vary (a refusal ends the walk)."""
         order = ["planned", "awaiting_approval", "approved", "contracted", "in_progress"]
         order.append("accepted")
         for _ in range(12):
             status = self.status
+            progress = len(self.events)
             if status == "closed" or status == until:
                 return
             if status == "procurement_rejected":
@@ -943,7 +951,7 @@ class ProjectMachine(RuleBasedStateMachine):
             elif status == "awaiting_approval":
                 self.procurement_outcome(approved=True, which="current")
             elif status == "approved":
-                self.sign_contract(Decimal(1), -2, 365, THIRD_PARTY)
+                self.sign_contract(Decimal(1), -2, 365, THIRD_PARTY, currency)
             elif status == "contracted":
                 self.hold_kickoff(0, complete=True)
             elif status == "in_progress":
@@ -955,7 +963,9 @@ class ProjectMachine(RuleBasedStateMachine):
                 elif todo:
                     self.deliver_milestone(todo[0], 0)
                 else:
-                    self.record_final_acceptance(THIRD_PARTY, "Wang Fang", 0)
+                    self.record_final_acceptance(third_party, "Wang Fang", 0)
+            if len(self.events) == progress:
+                return  # refused: the walk ends here
 
     # -- invariants ----------------------------------------------------------------------
 
