@@ -4,12 +4,13 @@ calendar, `shared/policy.py`.
 
 Proves that the shipped `config/policy.toml` loads and holds the defaults of
 MISSION.md; that a bad file (a wrong value, an unknown key, an unknown time
-zone, an impossible holiday, invalid TOML, no file) is refused with a
-`PolicyError` naming the key path; that deadlines fall at the end of a day in
-Asia/Shanghai; that the kickoff deadline counts calendar or working days,
-skipping weekends and listed holidays; that working hours and working days skip
-weekends and holidays and count working weekends; that quarters parse, print,
-end and follow each other correctly. Hypothesis properties: adding working
+zone, an impossible holiday, invalid TOML, a file that is not UTF-8 or cannot
+be read, no file) is refused with a `PolicyError` naming the key path or the
+file; that deadlines fall at the end of a day in Asia/Shanghai; that the
+kickoff deadline counts calendar or working days, skipping weekends and listed
+holidays; that working hours and working days skip weekends and holidays and
+count working weekends; that quarters parse, print, end and follow each other
+correctly. Hypothesis properties: adding working
 hours is monotonic and lands on a working day, adding working days lands on a
 working day and grows strictly with the count.
 """
@@ -145,11 +146,19 @@ def test_a_missing_file_is_refused(tmp_path: Path) -> None:
     assert str(path) in str(refused.value)
 
 
-def test_a_file_that_is_not_utf8_is_refused_with_a_policy_error(tmp_path: Path) -> None:
+def test_a_file_that_is_not_utf8_is_refused(tmp_path: Path) -> None:
+    """E.g. saved as GBK by an editor: the shipped file has Chinese comments."""
     path = tmp_path / "policy.toml"
     path.write_bytes("# 节假日安排\n[kickoff]\ndays_after_signing = 7\n".encode("gbk"))
-    with pytest.raises(PolicyError):
+    with pytest.raises(PolicyError, match="not UTF-8") as refused:
         load_policy(path)
+    assert str(path) in str(refused.value)
+
+
+def test_a_path_that_cannot_be_read_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(PolicyError, match="cannot be read") as refused:
+        load_policy(tmp_path)  # a directory
+    assert str(tmp_path) in str(refused.value)
 
 
 # -- deadlines at the end of a day in the policy zone (R3.5) -----------------------------

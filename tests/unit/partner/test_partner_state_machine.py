@@ -3,9 +3,11 @@ Partner aggregate's lifecycle, explored by a hypothesis state machine.
 
 Rules call every command of the aggregate with generated arguments (due
 diligence with random scores and certificates expiring before or after today,
-qualification, rejection, each status action with or without a blacklist, the
-first contract, overdue requalifications with current or stale validity dates
-and repeated deadline ids). A reference model of the lifecycle in partner.py's
+qualification and renewal at the edge of the renewal window, rejection, each
+status action with or without a blacklist, the first contract (also on
+probation, and again after a termination), overdue requalifications with the
+current or a stale validity date or qualification version, and repeated
+deadline ids). A reference model of the lifecycle in partner.py's
 docstring predicts whether each command is accepted and which events it
 records. Proves that:
 

@@ -18,10 +18,11 @@ command is accepted and which events it records. Proves that:
   changes nothing;
 - the status only moves along the transitions of project.py's docstring;
 - a contract is signed only after procurement approval, within the approved
-  amount (R3.1); work (deliveries, task assignments) happens only in progress,
-  after the kickoff (R3.2);
-- final acceptance is needed to complete a project, and only the contract's
-  third party gives it (R3.4);
+  amount and in its currency (R3.1); work (deliveries, task assignments)
+  happens only in progress, after the kickoff; a task assigned then may still be
+  acknowledged or completed after the acceptance, never once closed (R3.2);
+- final acceptance happened iff the project is accepted or closed as
+  completed, and only the contract's third party gives it (R3.4);
 - a late data-leak report records `LateIncidentReport`; data leaks and critical
   incidents open an investigation (R6.4);
 - the costs total is the sum of the recorded costs (R6.1); the budget never
@@ -31,7 +32,9 @@ command is accepted and which events it records. Proves that:
   the same event id for it every time (R3.5);
 - replaying the events from scratch rebuilds the live state.
 
-Separate tests document the bugs found on the way (strict xfail).
+Regression tests at the end pin the bugs the model found (fixed meanwhile):
+satisfaction surveyed for a project closed before its contract, an accepted
+project closed as failed, a contract in another currency than the approval.
 """
 
 from __future__ import annotations
@@ -1072,7 +1075,7 @@ def test_project_lifecycle_state_machine() -> None:
     )
 
 
-# -- bugs found by the model -------------------------------------------------------------
+# -- regressions: bugs the model found ---------------------------------------------------
 
 
 def _new_project(clock: ManualClock, ids: SequentialIds) -> Project:
