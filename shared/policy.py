@@ -203,7 +203,7 @@ class Quarter:
     def parse(cls, text: str) -> Quarter:
         """`2026-Q4`."""
         year, _, q = text.partition("-Q")
-        if not (year.isdigit() and q in ("1", "2", "3", "4")):
+        if not (year.isascii() and year.isdigit() and q in ("1", "2", "3", "4")):
             raise ValueError(f"a quarter looks like 2026-Q4, not {text!r}")
         return cls(int(year), int(q))
 

@@ -899,6 +899,8 @@ class Project(LedgerAggregate):
         self._open("an incident")
         if incident_id in self.incidents:
             raise RuleViolation("R6.4", f"incident {incident_id!r} is reported already")
+        if investigation_id in self.investigations:
+            raise RuleViolation("R6.4", f"investigation {investigation_id!r} exists already")
         if detected_at < occurred_at or reported_at < detected_at:
             raise RuleViolation("R6.4", "an incident occurs, then is detected, then is reported")
         leak = category == "data_leak"

@@ -1160,7 +1160,9 @@ def test_no_satisfaction_survey_for_a_project_closed_before_its_contract() -> No
         with pytest.raises(RuleViolation) as refused:
             project.record_satisfaction(survey_id="S1", score=1, respondent="x", comment="")
     assert refused.value.rule == "R6.1"
-    assert project.collect_events()[-1].outcome == "terminated"
+    closed = project.collect_events()[-1]
+    assert isinstance(closed, Project.Closed)
+    assert closed.outcome == "terminated"
 
 
 @pytest.mark.parametrize("outcome", ["failed", "terminated"])
