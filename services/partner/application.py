@@ -389,10 +389,10 @@ class PartnerApplication(LedgerApplication):
         severity: Severity,
         summary: str,
         received_at: datetime | None,
-    ) -> tuple[Project, str]:
+    ) -> Project:
         complaint_id = f"C-{ctx.new_id().hex[:12]}"
         when = received_at or self.clock.now()
-        project: Project = self._change(
+        return self._change(
             ctx,
             project_id,
             lambda p: p.receive_complaint(
@@ -404,7 +404,6 @@ class PartnerApplication(LedgerApplication):
                 now=self.clock.now(),
             ),
         )
-        return project, complaint_id
 
     def respond_to_complaint(
         self, ctx: CommandContext, project_id: uuid.UUID, *, complaint_id: str, response: str
@@ -434,9 +433,9 @@ class PartnerApplication(LedgerApplication):
         occurred_at: datetime,
         detected_at: datetime,
         description: str,
-    ) -> tuple[Project, str]:
+    ) -> Project:
         incident_id = f"I-{ctx.new_id().hex[:12]}"
-        project: Project = self._change(
+        return self._change(
             ctx,
             project_id,
             lambda p: p.report_incident(
@@ -451,7 +450,6 @@ class PartnerApplication(LedgerApplication):
                 investigation_id=f"INV-{incident_id[2:]}",
             ),
         )
-        return project, incident_id
 
     def conclude_investigation(
         self,
@@ -516,40 +514,32 @@ class PartnerApplication(LedgerApplication):
 
     def change_budget(
         self, ctx: CommandContext, project_id: uuid.UUID, *, new_budget: Decimal, reason: str
-    ) -> tuple[Project, bool]:
-        """True: changed now; False: above the threshold, the Director is asked."""
-        applied: list[bool] = []
-        project: Project = self._change(
+    ) -> Project:
+        """Changed now, or (above the threshold) a decision asked of the Director."""
+        return self._change(
             ctx,
             project_id,
-            lambda p: applied.append(
-                p.change_budget(
-                    new_budget=new_budget,
-                    reason=reason,
-                    threshold_percent=self.policy.decisions.major_budget_increase_percent,
-                    decision_id=ctx.new_id(),
-                )
+            lambda p: p.change_budget(
+                new_budget=new_budget,
+                reason=reason,
+                threshold_percent=self.policy.decisions.major_budget_increase_percent,
+                decision_id=ctx.new_id(),
             ),
         )
-        return project, applied[0]
 
     def change_scope(
         self, ctx: CommandContext, project_id: uuid.UUID, *, new_scope: str, reason: str
-    ) -> tuple[Project, bool]:
-        applied: list[bool] = []
-        project: Project = self._change(
+    ) -> Project:
+        return self._change(
             ctx,
             project_id,
-            lambda p: applied.append(
-                p.change_scope(
-                    new_scope=new_scope,
-                    reason=reason,
-                    is_major=self.policy.decisions.scope_change_is_major,
-                    decision_id=ctx.new_id(),
-                )
+            lambda p: p.change_scope(
+                new_scope=new_scope,
+                reason=reason,
+                is_major=self.policy.decisions.scope_change_is_major,
+                decision_id=ctx.new_id(),
             ),
         )
-        return project, applied[0]
 
     def request_renewal(
         self,

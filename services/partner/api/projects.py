@@ -519,7 +519,7 @@ async def receive_complaint(
             severity=body.severity,
             summary=body.summary,
             received_at=body.received_at,
-        )[0],
+        ),
         action="record complaints",
     )
 
@@ -605,7 +605,7 @@ async def report_incident(
             occurred_at=body.occurred_at,
             detected_at=body.detected_at,
             description=body.description,
-        )[0],
+        ),
         action="report incidents",
     )
 
@@ -720,7 +720,7 @@ async def change_budget(
         (M, D),
         lambda app, c: app.change_budget(
             c, project_id, new_budget=body.new_budget, reason=body.reason
-        )[0],
+        ),
         action="change the budget",
     )
 
@@ -746,7 +746,7 @@ async def change_scope(
         (M, D),
         lambda app, c: app.change_scope(
             c, project_id, new_scope=body.new_scope, reason=body.reason
-        )[0],
+        ),
         action="change the scope",
     )
 
