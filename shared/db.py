@@ -131,8 +131,9 @@ async def migrate(
 
 
 #: Tables every service has: the outbox relay's state, the consumers' inbox
-#: (processed event ids, offsets, parked events), idempotency keys and the
-#: record of refused requests.
+#: (processed event ids, offsets, parked events), idempotency keys, the
+#: record of refused requests, local projector positions and deadlines, and
+#: the notification outbox with its webhook subscriptions (shared.notify).
 BASE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -234,6 +235,56 @@ BASE_MIGRATIONS: tuple[Migration, ...] = (
         );
         CREATE INDEX deadlines_pending ON {schema}.deadlines (due_at) WHERE status = 'pending';
         CREATE INDEX deadlines_by_aggregate ON {schema}.deadlines (aggregate_id);
+        """,
+    ),
+    Migration(
+        3,
+        "notifications: webhook subscriptions and the delivery outbox",
+        # The outbox is the delivery log too. A row's id is derived from
+        # (channel, event, recipient, notice), so re-reading the event store
+        # never queues a delivery twice and a receiver can deduplicate on it.
+        # Times come from the service's injected clock, never from now().
+        """
+        CREATE TABLE {schema}.webhook_subscriptions (
+            id uuid PRIMARY KEY,
+            url text NOT NULL,
+            event_types text[] NOT NULL CHECK (cardinality(event_types) > 0),
+            secret text NOT NULL,
+            description text,
+            active boolean NOT NULL DEFAULT true,
+            created_by text NOT NULL,
+            created_at timestamptz NOT NULL,
+            deactivated_by text,
+            deactivated_at timestamptz
+        );
+        CREATE INDEX webhook_subscriptions_active ON {schema}.webhook_subscriptions
+            USING gin (event_types) WHERE active;
+        CREATE TABLE {schema}.notification_outbox (
+            id uuid PRIMARY KEY,
+            channel text NOT NULL CHECK (channel IN ('email', 'webhook')),
+            event_id uuid NOT NULL,
+            event_type text NOT NULL,
+            aggregate_id uuid NOT NULL,
+            recipient text NOT NULL,
+            subscription_id uuid REFERENCES {schema}.webhook_subscriptions (id),
+            notice_no int NOT NULL DEFAULT 0,
+            subject text NOT NULL,
+            body text NOT NULL,
+            status text NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'failed')),
+            attempts int NOT NULL DEFAULT 0,
+            next_attempt_at timestamptz,
+            last_error text,
+            created_at timestamptz NOT NULL,
+            updated_at timestamptz NOT NULL,
+            delivered_at timestamptz,
+            UNIQUE (channel, event_id, recipient, notice_no)
+        );
+        CREATE INDEX notification_outbox_due ON {schema}.notification_outbox
+            (next_attempt_at) WHERE status = 'pending';
+        CREATE INDEX notification_outbox_log ON {schema}.notification_outbox (created_at, id);
+        CREATE INDEX notification_outbox_by_aggregate ON {schema}.notification_outbox
+            (aggregate_id);
         """,
     ),
 )

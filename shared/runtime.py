@@ -3,8 +3,9 @@
 A service declares a `ServiceSpec` (its application, routers, migrations and
 consumers); this module wires the rest, the same for all four services: the
 database schema, the asyncpg pool, token verification, the outbox relay and
-the consumers as background tasks, health and status endpoints, metrics,
-tracing, logging and problem+json errors.
+the consumers as background tasks, the notifications (queue and delivery, with
+their API), health and status endpoints, metrics, tracing, logging and
+problem+json errors.
 
 `python -m services.<name>` runs it. `--role api` serves HTTP only,
 `--role relay` / `--role consumers` run one worker kind without HTTP (their
@@ -51,6 +52,16 @@ from shared.deadlines import DeadlineEngine, OverdueHandler
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
 from shared.http import require_roles
+from shared.notify import NoticeRule, no_notices
+from shared.notify_api import router as notifications_router
+from shared.notify_channels import channels_for
+from shared.notify_outbox import (
+    NOTIFICATIONS_PROJECTOR,
+    NotificationDispatcher,
+    NotificationEnqueuer,
+    outbox_counts,
+    start_at_head,
+)
 from shared.policy import Policy, load_policy
 from shared.problems import Problem, install_problem_handlers, problem_response
 from shared.projector import LocalProjector, ProjectionHandler
@@ -91,6 +102,9 @@ class ServiceSpec:
     projectors: Sequence[ProjectorSpec] = ()
     #: Deadline kind -> how to record its Overdue event (shared.deadlines).
     overdue: Mapping[str, OverdueHandler] = field(default_factory=dict)
+    #: Event type -> who is told what when such an event is stored
+    #: (shared.notify; R3.5). Webhook subscriptions need no entry here.
+    notices: Callable[[Policy], Mapping[str, NoticeRule]] = no_notices
 
 
 @dataclass(frozen=True)
@@ -99,7 +113,7 @@ class Workers:
 
     relay: bool = True
     consumers: bool = True
-    projectors: bool = True  # local projections and the deadline engine
+    projectors: bool = True  # local projections, the deadline engine, notification delivery
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Workers:
@@ -123,6 +137,7 @@ class Runtime:
     consumers: list[Consumer] = field(default_factory=list)
     projectors: list[LocalProjector] = field(default_factory=list)
     deadlines: DeadlineEngine | None = None
+    notifications: NotificationDispatcher | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     stop: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -170,8 +185,12 @@ async def start_runtime(
         verifier=TokenVerifier(settings),
         policy=policy,
     )
+    await start_at_head(pool, await asyncio.to_thread(application.log_head))
     rt.projectors = build_projectors(rt)
     rt.deadlines = DeadlineEngine(application, pool, clock, spec.overdue)
+    rt.notifications = NotificationDispatcher(
+        spec.name, pool, clock, settings, channels_for(settings)
+    )
     rt.tasks.append(asyncio.create_task(housekeeping(rt), name=f"{spec.name}-housekeeping"))
     if workers.relay:
         rt.relay = Relay(application)
@@ -187,14 +206,34 @@ async def start_runtime(
             rt.tasks.append(
                 asyncio.create_task(rt.deadlines.run(rt.stop), name=f"{spec.name}-deadlines")
             )
+        rt.tasks.append(
+            asyncio.create_task(rt.notifications.run(rt.stop), name=f"{spec.name}-notifications")
+        )
     return rt
 
 
 def build_projectors(rt: Runtime) -> list[LocalProjector]:
+    """The service's own projectors, and the one that queues its notifications."""
+    if any(p.name == NOTIFICATIONS_PROJECTOR for p in rt.spec.projectors):
+        raise ValueError(f"the projector name {NOTIFICATIONS_PROJECTOR!r} belongs to the runtime")
+    enqueuer = NotificationEnqueuer(
+        rt.spec.name, rt.application.catalogue, rt.spec.notices(rt.policy), rt.settings
+    )
     return [
-        LocalProjector(rt.application, p.name, p.handlers(rt.policy), rt.pool)
-        for p in rt.spec.projectors
+        *(
+            LocalProjector(rt.application, p.name, p.handlers(rt.policy), rt.pool)
+            for p in rt.spec.projectors
+        ),
+        LocalProjector(rt.application, NOTIFICATIONS_PROJECTOR, enqueuer.handlers(), rt.pool),
     ]
+
+
+def projector(rt: Runtime, name: str) -> LocalProjector:
+    """One of the runtime's projectors by name (tests, rebuilds)."""
+    for candidate in rt.projectors:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(name)
 
 
 async def forget_expired_keys(rt: Runtime) -> int:
@@ -234,12 +273,15 @@ async def stop_runtime(rt: Runtime) -> None:
         _, pending = await asyncio.wait(rt.tasks, timeout=10)
         for task in pending:
             task.cancel()
+    if rt.notifications is not None:
+        await rt.notifications.close()  # (also when it never ran: its HTTP client)
     await rt.pool.close()
     await asyncio.to_thread(rt.application.close)
 
 
 async def status_of(rt: Runtime) -> dict[str, Any]:
-    """Relay and consumer positions: what `partnerledger status` shows and
+    """Relay and consumer positions, projector positions, deadlines and
+    notification deliveries by status: what `partnerledger status` shows and
     what tests wait on (tracked positions, never sleeps)."""
     head = await asyncio.to_thread(rt.application.log_head)
     topic = rt.settings.topic_of(rt.spec.name)
@@ -263,6 +305,7 @@ async def status_of(rt: Runtime) -> dict[str, Any]:
                 f"SELECT status, count(*) AS n FROM {rt.quoted_schema}.deadlines GROUP BY status"
             )
         }
+        notifications = await outbox_counts(conn)
     relay["head"] = head
     relay["lag"] = max(head - relay["position"], 0)
     relay["active_here"] = bool(rt.relay and rt.relay.active)
@@ -276,6 +319,7 @@ async def status_of(rt: Runtime) -> dict[str, Any]:
         "consumers": consumers,
         "projectors": projectors,
         "deadlines": deadlines,
+        "notifications": notifications,
         "dead_letters_open": parked,
     }
 
@@ -384,6 +428,7 @@ def create_app(
     install_problem_handlers(app)
     app.add_middleware(LatencyMiddleware, service=spec.name)
     app.include_router(ops_router())
+    app.include_router(notifications_router)
     for router in spec.routers:
         app.include_router(router)
     if settings.tracing:

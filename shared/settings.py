@@ -8,15 +8,21 @@ KAFKA_BOOTSTRAP_SERVERS and the JWT issuer/JWKS instead.
 from __future__ import annotations
 
 import re
+from email.utils import parseaddr
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Self
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
-from pydantic import AliasChoices, BaseModel, Field, field_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _PREFIX = re.compile(r"[A-Za-z0-9_]*")
+#: A mailbox as the SMTP envelope needs it: no display name, no list, nothing
+#: that could end a header line (header injection).
+MAILBOX = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_MAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
+_ROLE_NAME = re.compile(r"[a-z][a-z_]{0,49}")
 
 SERVICE_NAMES: tuple[str, ...] = ("partner", "approval", "docs", "kpi")
 DEFAULT_PORTS: dict[str, int] = {"partner": 8001, "approval": 8002, "docs": 8003, "kpi": 8004}
@@ -127,12 +133,92 @@ class Settings(BaseSettings):
         default=None, description="Policy parameters (TOML); unset: config/policy.toml."
     )
 
+    # -- notifications (shared.notify, docs/notifications.md) -----------------------
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for email notifications; unset: no email is queued at all.",
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_sender: str = Field(
+        default="Partner Ledger <partnerledger@localhost>",
+        max_length=300,
+        description="From header (the address inside <> is the envelope sender).",
+    )
+    smtp_user: str | None = Field(
+        default=None, description="SMTP AUTH user, if the relay needs it."
+    )
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = Field(default=False, description="Upgrade the connection (port 587).")
+    smtp_timeout_s: float = Field(default=30.0, gt=0, le=300)
+    notify_email_domain: str | None = Field(
+        default=None,
+        description="A user id without '@' is mailed at user@<this domain>; unset: not mailed.",
+    )
+    notify_role_mailboxes: dict[str, str] = Field(
+        default_factory=dict,
+        description='Role -> mailbox, as JSON: {"director": "director@corp.example"}.',
+    )
+    notify_retry_base_s: float = Field(
+        default=30.0, gt=0, description="Delay after the first failed attempt; doubles after each."
+    )
+    notify_retry_cap_s: float = Field(default=3600.0, gt=0, description="Longest delay.")
+    notify_max_attempts: int = Field(
+        default=8, ge=1, le=100, description="Attempts before a delivery is 'failed'."
+    )
+    notify_lease_s: float = Field(
+        default=120.0,
+        gt=0,
+        description="A claimed delivery is retried after this long if its worker vanished.",
+    )
+    notify_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
+    webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+
     @field_validator("schema_prefix")
     @classmethod
     def _prefix_is_identifier(cls, value: str) -> str:
         if not _PREFIX.fullmatch(value):
             raise ValueError("schema_prefix may hold only ASCII letters, digits and '_'")
         return value.lower()
+
+    @field_validator("smtp_sender")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        address = parseaddr(value)[1]
+        if "\n" in value or "\r" in value or not MAILBOX.fullmatch(address):
+            raise ValueError("smtp_sender must be an address, optionally with a name: A <a@b.c>")
+        return value.strip()
+
+    @field_validator("notify_email_domain")
+    @classmethod
+    def _mail_domain(cls, value: str | None) -> str | None:
+        value = (value or "").strip().lstrip("@")
+        if not value:
+            return None
+        if not _MAIL_DOMAIN.fullmatch(value):
+            raise ValueError("notify_email_domain must be a domain name such as corp.example")
+        return value.lower()
+
+    @field_validator("notify_role_mailboxes")
+    @classmethod
+    def _role_mailboxes(cls, value: dict[str, str]) -> dict[str, str]:
+        cleaned: dict[str, str] = {}
+        for role, mailbox in value.items():
+            if not _ROLE_NAME.fullmatch(role):
+                raise ValueError(f"notify_role_mailboxes: {role!r} is not a role name")
+            if not MAILBOX.fullmatch(mailbox.strip()):
+                raise ValueError(f"notify_role_mailboxes: {mailbox!r} is not a mailbox address")
+            cleaned[role] = mailbox.strip()
+        return cleaned
+
+    @model_validator(mode="after")
+    def _notification_timing(self) -> Self:
+        if self.notify_retry_cap_s < self.notify_retry_base_s:
+            raise ValueError("notify_retry_cap_s must be at least notify_retry_base_s")
+        # A lease shorter than a send would let a second worker send the same
+        # delivery while the first is still waiting for its answer.
+        if self.notify_lease_s <= max(self.smtp_timeout_s, self.webhook_timeout_s):
+            raise ValueError("notify_lease_s must exceed smtp_timeout_s and webhook_timeout_s")
+        return self
 
     @cached_property
     def effective_database_url(self) -> str:

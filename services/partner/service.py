@@ -1,5 +1,6 @@
 """The partner service: partners (R2.1) and outsourcing projects, with the
-policy's deadlines (R3.2 kickoff, R3.3 quarterly review, requalification)."""
+policy's deadlines (R3.2 kickoff, R3.3 quarterly review, requalification) and
+the notices they cause (services.partner.notices)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from services.partner.api.partners import router as partners
 from services.partner.api.projects import router as projects
 from services.partner.application import PartnerApplication
 from services.partner.consumers.approvals import approval_subscription
+from services.partner.notices import notice_rules
 from services.partner.projections import (
     KICKOFF,
     MIGRATIONS,
@@ -57,4 +59,5 @@ SPEC = ServiceSpec(
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
     ],
     overdue=OVERDUE,
+    notices=notice_rules,
 )
