@@ -143,7 +143,11 @@ class EventCatalogue:
             path = target / spec.schema_filename
             new = self.payload_schema(spec)
             if path.exists():
-                problems = incompatibilities(json.loads(path.read_text()), new)
+                old = json.loads(path.read_text())
+                # An agreed schema has no stored events yet: only what breaks
+                # its consumers counts, a new field may be required.
+                stored = old.get("x-status") != "agreed"
+                problems = incompatibilities(old, new, events_stored=stored)
                 if problems:
                     raise CatalogueError(
                         f"{path}: incompatible change to a published schema: "
@@ -245,11 +249,14 @@ def _nested_object(schema: dict[str, Any], node: dict[str, Any]) -> tuple[dict[s
     return {}, ""
 
 
-def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "") -> list[str]:
+def incompatibilities(
+    old: dict[str, Any], new: dict[str, Any], path: str = "", *, events_stored: bool = True
+) -> list[str]:
     """What makes `new` unable to describe events written under `old`, or
     makes consumers written against `old` break on events under `new`:
-    a removed field, a changed type, a field newly required, at any depth
-    (nested objects, optional objects, objects in lists)."""
+    a removed field, a changed type, a field newly required (when events
+    under `old` are stored), at any depth (nested objects, optional objects,
+    objects in lists)."""
     problems: list[str] = []
     old_props: dict[str, Any] = old.get("properties", {})
     new_props: dict[str, Any] = new.get("properties", {})
@@ -268,7 +275,11 @@ def incompatibilities(old: dict[str, Any], new: dict[str, Any], path: str = "") 
         if old_obj:
             merged_old = {**old_obj, "$defs": old.get("$defs", {})}
             merged_new = {**new_obj, "$defs": new.get("$defs", {})}
-            problems += incompatibilities(merged_old, merged_new, f"{where}{suffix}.")
+            problems += incompatibilities(
+                merged_old, merged_new, f"{where}{suffix}.", events_stored=events_stored
+            )
+    if not events_stored:
+        return problems
     newly_required = set(new.get("required", [])) - set(old.get("required", []))
     problems += [f"field '{path}{name}' newly required" for name in sorted(newly_required)]
     return problems

@@ -70,7 +70,12 @@ class StaffingSection(_Section):
 
 class ApprovalStepSection(_Section):
     limit_hours: Positive
-    escalate_to: Literal["director", "ceo", "dept_head", "finance"] = "director"
+    #: Who may also sign once the step is overdue; "none" records the breach only.
+    escalate_to: Literal["director", "ceo", "dept_head", "finance", "none"] = "director"
+
+    @property
+    def escalation_role(self) -> str | None:
+        return None if self.escalate_to == "none" else self.escalate_to
 
 
 class ApprovalSection(_Section):
@@ -78,6 +83,14 @@ class ApprovalSection(_Section):
     department_head: ApprovalStepSection = ApprovalStepSection(limit_hours=48)
     finance: ApprovalStepSection = ApprovalStepSection(limit_hours=72)
     ceo: ApprovalStepSection = ApprovalStepSection(limit_hours=72)
+    #: R5.1/R5.2 Director decisions are one step; R3.5 gives it a limit too.
+    director: ApprovalStepSection = ApprovalStepSection(limit_hours=72, escalate_to="none")
+
+    def step(self, name: str) -> ApprovalStepSection:
+        section = getattr(self, name, None)
+        if not isinstance(section, ApprovalStepSection):
+            raise KeyError(f"no approval step {name!r}")
+        return section
 
 
 class KickoffSection(_Section):
@@ -159,6 +172,17 @@ class Policy(_Section):
     def review_due(self, quarter: Quarter) -> datetime:
         """R3.3: the last day of the quarter, end of day."""
         return self.clock.end_of_day(quarter.last_day)
+
+    def approval_step_due(self, step: str, opened_at: datetime) -> datetime:
+        """R3.1: the step's limit in working hours (or calendar hours), from opening."""
+        hours = self.approval.step(step).limit_hours
+        if self.approval.counting == "working_hours":
+            return self.clock.add_working_hours(opened_at, hours)
+        return opened_at + timedelta(hours=hours)
+
+    def emergency_explanation_due(self, acted_at: datetime) -> datetime:
+        """R5.3: X hours after the action (elapsed time: an emergency does not wait)."""
+        return acted_at + timedelta(hours=self.emergency.explanation_hours)
 
     def data_leak_report_due(self, detected_at: datetime) -> datetime:
         """R6.4: X hours after detection (elapsed time: a leak does not wait)."""
