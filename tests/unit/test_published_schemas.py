@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from services.approval.consumers.contracts import CONTRACTS as APPROVAL_READS
 from services.approval.service import SPEC as APPROVAL
 from services.docs.service import SPEC as DOCS
 from services.kpi.consumers.contracts import CONTRACTS as KPI_READS
@@ -64,8 +65,10 @@ def test_no_published_event_type_disappeared(service: str) -> None:
     assert published <= current, f"published but gone from the code: {published - current}"
 
 
-READS = [(f"kpi reads {k[1]}", k, r) for k, r in KPI_READS.items()] + [
-    (f"partner reads {k[1]}", k, r) for k, r in PARTNER_READS.items()
+READS = [
+    *[(f"kpi reads {k[1]}", k, r) for k, r in KPI_READS.items()],
+    *[(f"partner reads {k[1]}", k, r) for k, r in PARTNER_READS.items()],
+    *[(f"approval reads {k[1]}", k, r) for k, r in APPROVAL_READS.items()],
 ]
 
 
