@@ -10,9 +10,9 @@ record and never applied twice, even across a crash.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from uuid import UUID
 
 from asyncpg.pgproto.pgproto import UUID as PgUUID
@@ -31,11 +31,13 @@ from psycopg.sql import SQL, Identifier
 
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, IdFactory, SystemClock, random_ids
-from shared.domain import Actor, CommandContext, LedgerAggregate
+from shared.domain import Actor, CommandContext, LedgerAggregate, command_context
 from shared.envelope import EventEnvelope
 from shared.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyRecord
 from shared.policy import Policy, load_policy
 from shared.settings import Settings
+
+A = TypeVar("A", bound=LedgerAggregate)
 
 
 class DateAsISO(Transcoding):
@@ -222,6 +224,32 @@ class LedgerApplication(Application[UUID]):
     def recorder_datastore(self) -> Any:
         assert isinstance(self.recorder, LedgerRecorder)
         return self.recorder.datastore
+
+    def record_once(
+        self,
+        aggregate_id: UUID,
+        kind: type[A],
+        cause: UUID,
+        record: Callable[[A], UUID | None],
+    ) -> UUID | None:
+        """Records what the service does by itself (an Overdue of a deadline)
+        and returns the id `record` gives; `record` is idempotent, so a racing
+        change of the aggregate makes it load again and decide afresh."""
+        for _ in range(3):
+            aggregate: object = self.repository.get(aggregate_id)
+            if not isinstance(aggregate, kind):
+                raise AggregateNotFoundError(aggregate_id)
+            ctx = self.system_context(causation_id=cause)
+            with command_context(ctx):
+                event_id = record(aggregate)
+            if not aggregate.pending_events:
+                return event_id
+            try:
+                self.save_in(ctx, aggregate)
+                return event_id
+            except IntegrityError:
+                continue
+        raise RuntimeError(f"{kind.__name__} {aggregate_id} keeps changing")
 
     def system_context(
         self, *, causation_id: UUID | None = None, correlation_id: UUID | None = None

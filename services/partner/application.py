@@ -614,22 +614,7 @@ class PartnerApplication(LedgerApplication):
     def _overdue(
         self, deadline: Deadline, kind: type[A], record: Callable[[A], uuid.UUID | None]
     ) -> uuid.UUID | None:
-        """Records an Overdue event once; a racing change of the aggregate
-        makes it load again and decide afresh."""
-        for _ in range(3):
-            aggregate: object = self.repository.get(deadline.aggregate_id)
-            assert isinstance(aggregate, kind)
-            ctx = self.system_context(causation_id=deadline.started_by)
-            with command_context(ctx):
-                event_id = record(aggregate)
-            if not aggregate.pending_events:
-                return event_id
-            try:
-                self.save_in(ctx, aggregate)
-                return event_id
-            except IntegrityError:
-                continue
-        raise RuntimeError(f"deadline {deadline.id}: the aggregate keeps changing")
+        return self.record_once(deadline.aggregate_id, kind, deadline.started_by, record)
 
     def kickoff_overdue(self, deadline: Deadline) -> uuid.UUID | None:
         return self._overdue(

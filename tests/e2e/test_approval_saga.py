@@ -60,6 +60,32 @@ async def services(
         await drop_schemas(settings)
 
 
+async def awaiting_approval(flow: Flow, n: int) -> tuple[str, str]:
+    """A project of a newly qualified partner whose PM asked for procurement
+    approval: (project id, approval request id)."""
+    partner_id = await flow.qualified_partner(n)
+    project_id = await flow.planned_project(partner_id, FIRST_DUE)
+    project = await flow.ok(
+        "POST",
+        f"/v1/projects/{project_id}/procurement-approval-requests",
+        flow.pm,
+        json={"justification": "年度运维外包"},
+    )
+    assert project["status"] == "awaiting_approval"
+    request_id: str = project["approval_request_id"]
+    return project_id, request_id
+
+
+async def wait_opened(client: httpx.AsyncClient, request_id: str, headers: dict[str, str]) -> None:
+    """Until the approval service has opened the request (read from partner.events)."""
+
+    async def opened() -> bool:
+        response = await client.get(f"/v1/approvals/{request_id}", headers=headers)
+        return response.status_code == 200
+
+    await wait_until(opened, within=90, what=f"approval request {request_id} to be opened")
+
+
 async def get(client: httpx.AsyncClient, url: str, headers: dict[str, str]) -> Any:
     response = await client.get(url, headers=headers)
     response.raise_for_status()
@@ -79,27 +105,13 @@ async def test_procurement_saga_with_the_approval_service_down_at_request_time(
             httpx.AsyncClient(base_url=approval.url, timeout=30) as ac,
         ):
             flow = Flow(pc, settings, app=None)  # type: ignore[arg-type]
-            partner_id = await flow.qualified_partner(1)
-            project_id = await flow.planned_project(partner_id, FIRST_DUE)
-            project = await flow.ok(
-                "POST",
-                f"/v1/projects/{project_id}/procurement-approval-requests",
-                flow.pm,
-                json={"justification": "年度运维外包"},
-            )
-            request_id = project["approval_request_id"]
-            assert project["status"] == "awaiting_approval"
+            project_id, request_id = await awaiting_approval(flow, 1)
 
             # The approval service starts only now and reads what it missed.
             approval.start()
             await approval.wait_ready()
             dept_head = auth(settings, "dh.li", "dept_head")
-
-            async def opened() -> bool:
-                response = await ac.get(f"/v1/approvals/{request_id}", headers=dept_head)
-                return response.status_code == 200
-
-            await wait_until(opened, within=90, what="the approval request to be opened")
+            await wait_opened(ac, request_id, dept_head)
             request = await get(ac, f"/v1/approvals/{request_id}", dept_head)
             assert request["project_id"] == project_id
             assert request["requested_by"] == "pm.wang"
@@ -193,23 +205,10 @@ async def test_a_rejection_reaches_the_project(infra: Infra, tmp_path: Path) -> 
             httpx.AsyncClient(base_url=approval.url, timeout=30) as ac,
         ):
             flow = Flow(pc, settings, app=None)  # type: ignore[arg-type]
-            partner_id = await flow.qualified_partner(2)
-            project_id = await flow.planned_project(partner_id, FIRST_DUE)
-            project = await flow.ok(
-                "POST",
-                f"/v1/projects/{project_id}/procurement-approval-requests",
-                flow.pm,
-                json={"justification": "年度运维外包"},
-            )
-            request_id = project["approval_request_id"]
+            project_id, request_id = await awaiting_approval(flow, 2)
             finance = auth(settings, "fin.zhao", "finance")
             dept_head = auth(settings, "dh.li", "dept_head")
-
-            async def opened() -> bool:
-                response = await ac.get(f"/v1/approvals/{request_id}", headers=dept_head)
-                return response.status_code == 200
-
-            await wait_until(opened, within=90, what="the approval request to be opened")
+            await wait_opened(ac, request_id, dept_head)
             for headers, decision in ((dept_head, "approve"), (finance, "reject")):
                 response = await ac.post(
                     f"/v1/approvals/{request_id}/decisions",

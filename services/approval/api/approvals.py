@@ -17,6 +17,7 @@ from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.approval.api import schemas as s
 from services.approval.application import ApprovalApplication
@@ -31,7 +32,7 @@ from shared.auth import (
     PROJECT_MANAGER,
     Principal,
 )
-from shared.domain import CommandContext, RuleViolation
+from shared.domain import CommandContext, LedgerAggregate, RuleViolation
 from shared.envelope import EventEnvelope
 from shared.http import (
     command_context,
@@ -80,6 +81,7 @@ App = Annotated[ApprovalApplication, Depends(approval_app)]
 
 P = ParamSpec("P")
 R = TypeVar("R")
+A = TypeVar("A", bound=LedgerAggregate)
 
 
 async def guarded(
@@ -100,6 +102,33 @@ async def denied(request: Request, principal: Principal, reason: str) -> Problem
     """The 403 to raise, once the denial is on record (DESIGN.md section 5)."""
     await record_denial(request, principal, 403, reason)
     return Problem(403, "Forbidden", reason, kind="forbidden")
+
+
+async def command(
+    request: Request,
+    principal: Principal,
+    idempotency: IdempotencyKey | None,
+    name: str,
+    execute: Callable[[CommandContext], A],
+    render: Callable[[A], BaseModel],
+    *,
+    status: int = 200,
+    location: Callable[[A], str] | None = None,
+) -> JSONResponse:
+    """Runs a command once per Idempotency-Key, policy refusals on record."""
+    ctx = command_context(request, principal, idempotency)
+    return await guarded(
+        request,
+        principal,
+        run_command,
+        approval_app(request),
+        ctx,
+        name,
+        execute,
+        render,
+        status=status,
+        location=location,
+    )
 
 
 # -- opening --------------------------------------------------------------------------------
@@ -413,13 +442,10 @@ async def delegate(
     idempotency: Idempotency,
     app: App,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await guarded(
+    return await command(
         request,
         principal,
-        run_command,
-        app,
-        ctx,
+        idempotency,
         "delegate",
         lambda c: app.delegate(
             c,
@@ -472,13 +498,10 @@ async def revoke(
     idempotency: Idempotency,
     app: App,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await guarded(
+    return await command(
         request,
         principal,
-        run_command,
-        app,
-        ctx,
+        idempotency,
         "revoke_delegation",
         lambda c: app.revoke_delegation(c, grant_id),
         s.DelegationsView.of,

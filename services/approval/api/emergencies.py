@@ -13,15 +13,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.approval.api import schemas as s
-from services.approval.api.approvals import App, Idempotency, approval_app, denied, guarded
+from services.approval.api.approvals import App, Idempotency, approval_app, command, denied
 from services.approval.domain.emergency import EmergencyState
 from shared.auth import AUDITOR, DIRECTOR, PROJECT_MANAGER, Principal
 from shared.envelope import EventEnvelope
 from shared.http import (
-    command_context,
     encode_cursor,
     require_roles,
-    run_command,
     runtime_of,
     time_id_cursor,
 )
@@ -54,13 +52,10 @@ async def record(
     idempotency: Idempotency,
     app: App,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await guarded(
+    return await command(
         request,
         principal,
-        run_command,
-        app,
-        ctx,
+        idempotency,
         "record_emergency",
         lambda c: app.record_emergency(
             c,
@@ -157,13 +152,10 @@ async def explain(
     app: App,
 ) -> JSONResponse:
     await run_in_threadpool(app.get_emergency, action_id)
-    ctx = command_context(request, principal, idempotency)
-    return await guarded(
+    return await command(
         request,
         principal,
-        run_command,
-        app,
-        ctx,
+        idempotency,
         "file_explanation",
         lambda c: app.file_explanation(c, action_id, explanation=body.explanation),
         s.EmergencyView.of,
@@ -184,13 +176,10 @@ async def decide(
     app: App,
 ) -> JSONResponse:
     await run_in_threadpool(app.get_emergency, action_id)
-    ctx = command_context(request, principal, idempotency)
-    return await guarded(
+    return await command(
         request,
         principal,
-        run_command,
-        app,
-        ctx,
+        idempotency,
         "decide_emergency",
         lambda c: app.decide_emergency(c, action_id, ratify=body.ratify, reason=body.reason or ""),
         s.EmergencyView.of,
