@@ -28,7 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -195,6 +197,31 @@ def check_webhook_url(url: str, *, production: bool) -> str:
     except ValueError as exc:
         raise InvalidWebhookUrl(str(exc)) from None
     return url.strip()
+
+
+def _internal(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", maxsplit=1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return not ip.is_global or ip.is_multicast
+
+
+def check_public_target(url: str) -> None:
+    """Refuses a webhook whose host is, or resolves to, a loopback, private,
+    link-local (cloud metadata) or reserved address: a webhook must not be a
+    way to make this service call internal systems. Resolves by DNS (blocking:
+    call it in a thread)."""
+    host = urlsplit(url).hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidWebhookUrl(f"the host {host!r} does not resolve ({exc})") from None
+    internal = sorted({str(i[4][0]) for i in infos if _internal(str(i[4][0]))})
+    if internal:
+        raise InvalidWebhookUrl(
+            f"the host {host!r} is an internal address ({', '.join(internal)});"
+            " webhooks go to other systems' public endpoints"
+        )
 
 
 # -- the retry schedule ------------------------------------------------------------------

@@ -10,6 +10,7 @@ deactivated one, and when, is kept on the row.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from datetime import datetime
@@ -33,7 +34,7 @@ from shared.http import (
     time_id_cursor,
 )
 from shared.idempotency import IdempotencyKey, IdempotencyKeyReused
-from shared.notify import InvalidWebhookUrl, check_webhook_url, new_secret
+from shared.notify import InvalidWebhookUrl, check_public_target, check_webhook_url, new_secret
 from shared.problems import PROBLEM_RESPONSES, Problem
 from shared.text import PlainText
 
@@ -205,6 +206,11 @@ async def create_webhook(
     rt = runtime_of(request)
     if rt.settings.environment == "production" and not body.url.startswith("https://"):
         raise _invalid("body.url", "production sends webhooks over https only", "webhook_url")
+    if not rt.settings.webhooks_may_reach_private:
+        try:
+            await asyncio.to_thread(check_public_target, body.url)
+        except InvalidWebhookUrl as exc:
+            raise _invalid("body.url", str(exc), "webhook_url") from None
     known = set(rt.application.catalogue.by_type)
     for n, event_type in enumerate(body.event_types):
         if event_type != ALL_EVENTS and event_type not in known:

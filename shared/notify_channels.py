@@ -25,6 +25,7 @@ from shared.notify import (
     EVENT_TYPE_HEADER,
     SIGNATURE_HEADER,
     InvalidWebhookUrl,
+    check_public_target,
     check_webhook_url,
     sign,
 )
@@ -93,7 +94,8 @@ class SmtpChannel:
         self.starttls = settings.smtp_starttls
         self.timeout = settings.smtp_timeout_s
         self.domain = self.envelope_sender.rpartition("@")[2] or "partnerledger"
-        self._threads = ThreadPoolExecutor(max_workers=4, thread_name_prefix="smtp")
+        # One thread per message of a batch: a queued send would eat its lease waiting.
+        self._threads = ThreadPoolExecutor(max_workers=20, thread_name_prefix="smtp")
 
     def message(self, delivery: Delivery, now: datetime) -> EmailMessage:
         msg = EmailMessage()
@@ -133,8 +135,16 @@ class SmtpChannel:
             raise DeliveryError(error) from None
         except smtplib.SMTPResponseException as exc:
             error = f"SMTP {exc.smtp_code}: {exc.smtp_error!r}"[:ERROR_EXCERPT]
-            # 5xx is the server's final word (RFC 5321 4.2.1); 4xx is "later".
-            if 500 <= exc.smtp_code < 600:
+            # 5xx is the server's final word on this message (RFC 5321 4.2.1); 4xx
+            # is "later". A refused login, sender or greeting is our configuration,
+            # not the message: retried, so fixing it delivers what waits.
+            ours = (
+                smtplib.SMTPAuthenticationError,
+                smtplib.SMTPSenderRefused,
+                smtplib.SMTPHeloError,
+                smtplib.SMTPConnectError,
+            )
+            if 500 <= exc.smtp_code < 600 and not isinstance(exc, ours):
                 raise PermanentDeliveryError(error) from None
             raise DeliveryError(error) from None
         except (smtplib.SMTPException, OSError) as exc:
@@ -153,6 +163,7 @@ class WebhookChannel:
 
     def __init__(self, settings: Settings, client: httpx.AsyncClient | None = None) -> None:
         self.production = settings.environment == "production"
+        self.allow_private = settings.webhooks_may_reach_private
         self._client = client or httpx.AsyncClient(
             timeout=settings.webhook_timeout_s,
             follow_redirects=False,  # a redirect could lead the signed body anywhere
@@ -174,6 +185,8 @@ class WebhookChannel:
             raise PermanentDeliveryError("the subscription is gone")
         try:
             url = check_webhook_url(delivery.url, production=self.production)
+            if not self.allow_private:  # checked again: DNS may have changed since
+                await asyncio.to_thread(check_public_target, url)
         except InvalidWebhookUrl as exc:
             raise PermanentDeliveryError(f"refused URL: {exc}") from None
         body = delivery.body.encode()

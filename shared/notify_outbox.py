@@ -311,7 +311,14 @@ class NotificationDispatcher:
         try:
             if row["channel"] == WEBHOOK and (subscription is None or not subscription["active"]):
                 raise PermanentDeliveryError("subscription deactivated")
-            await self.channels[row["channel"]].send(delivery, self.clock.now())
+            # Per-operation socket timeouts do not bound a whole send: the lease
+            # must, or a second worker would send it again meanwhile.
+            await asyncio.wait_for(
+                self.channels[row["channel"]].send(delivery, self.clock.now()),
+                timeout=self.lease.total_seconds() * 0.8,
+            )
+        except TimeoutError:
+            error = f"no answer within {self.lease.total_seconds() * 0.8:.0f} s"
         except PermanentDeliveryError as exc:
             error, final = str(exc) or type(exc).__name__, True
         except DeliveryError as exc:

@@ -172,6 +172,16 @@ class Settings(BaseSettings):
     )
     notify_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    #: Webhooks to loopback, private, link-local or reserved addresses (a
+    #: request forgery towards internal systems); unset: allowed outside
+    #: production only.
+    webhook_allow_private_targets: bool | None = None
+
+    @property
+    def webhooks_may_reach_private(self) -> bool:
+        if self.webhook_allow_private_targets is not None:
+            return self.webhook_allow_private_targets
+        return self.environment != "production"
 
     @field_validator("schema_prefix")
     @classmethod

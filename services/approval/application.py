@@ -303,6 +303,9 @@ class ApprovalApplication(LedgerApplication):
         resources_changed: list[str],
         acted_at: datetime,
     ) -> EmergencyAction:
+        now = self.clock.now()
+        if acted_at > now:  # before the due time is computed from it
+            raise RuleViolation("R5.3", "an emergency action is recorded after it was taken")
         with command_context(ctx):
             action = EmergencyAction.record(
                 action_id=ctx.new_id(),
@@ -312,7 +315,7 @@ class ApprovalApplication(LedgerApplication):
                 resources_changed=resources_changed,
                 acted_at=acted_at,
                 recorded_by=ctx.actor.user_id,
-                now=self.clock.now(),
+                now=now,
                 explanation_due_at=self.policy.emergency_explanation_due(acted_at),
             )
         self.save_in(ctx, action)

@@ -53,6 +53,7 @@ def step_opened(event: Any) -> Sequence[Notice]:
 
 
 def step_overdue(event: Any) -> Sequence[Notice]:
+    users, roles = _assignee(event)
     return [
         Notice(
             subject=f"Approval overdue: {_step(event)}",
@@ -61,7 +62,8 @@ def step_overdue(event: Any) -> Sequence[Notice]:
                 f" time limit ({event.due_at.isoformat()}) unsigned; this is recorded"
                 f" against process compliance (R3.5): {_link(event)}"
             ),
-            to_roles=(event.assignee_role,),
+            to_users=users,
+            to_roles=roles,
         )
     ]
 

@@ -154,7 +154,9 @@ class Api:
             "justification": "7x24 运维，现有人手不足",
             **changes,
         }
-        opened: dict[str, Any] = await self.ok("POST", "/v1/approvals", headers or self.pm, body)
+        # Only the Director names approvers (R3.1: a requester never picks who signs).
+        default = self.director if "approvers" in changes else self.pm
+        opened: dict[str, Any] = await self.ok("POST", "/v1/approvals", headers or default, body)
         return opened
 
     async def decide(
@@ -416,11 +418,11 @@ async def test_segregation_of_duties_R3_1(api: Api) -> None:
     assert await api.listed(api.pm, f"?assignee={FIN}") == [named]
     assert (await api.decide(named, api.fin))["open_step"] == "ceo"
 
-    for approvers in ({"finance": PM}, {"department_head": DH, "ceo": DH}, {"director": DH}):
+    for approvers in ({"finance": DIRECTOR}, {"department_head": DH, "ceo": DH}, {"director": DH}):
         problem = await api.refused(
             "POST",
             "/v1/approvals",
-            api.pm,
+            api.director,
             {
                 "kind": "procurement",
                 "title": "x",
@@ -432,6 +434,20 @@ async def test_segregation_of_duties_R3_1(api: Api) -> None:
         )
         if "director" not in approvers:
             assert problem["rule"] == "R3.1"
+    picked = await api.refused(
+        "POST",
+        "/v1/approvals",
+        api.pm,
+        {
+            "kind": "procurement",
+            "title": "x",
+            "amount": "1.00",
+            "justification": "x",
+            "approvers": {"department_head": DH},
+        },
+        403,
+    )
+    assert picked["rule"] == "R3.1" and "Director" in picked["detail"]
 
 
 async def test_a_delegate_signs_for_the_named_approver_R3_1(api: Api) -> None:
@@ -1242,3 +1258,28 @@ async def test_requests_raised_by_projects_open_once_R3_1_R5_2(api: Api) -> None
         with pytest.raises(PoisonEvent):
             await handler(conn, no_amount)
     assert api.app.log_head() == before
+
+
+async def test_moments_out_of_range_are_422_and_stall_nothing(api: Api) -> None:
+    """R5.3: an action time that overflows in UTC (year 1 at +14:00, year 9999) is 422,
+    never stored (it would stop the read models) and never a 500; the same for the
+    time filters of the lists."""
+    for acted_at in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:00:00Z"):
+        problem = await api.refused(
+            "POST",
+            "/v1/emergencies",
+            api.pm,
+            {"what_happened": "x", "action_taken": "y", "acted_at": acted_at},
+            422,
+        )
+        assert problem["errors"][0]["field"] == "body.acted_at"
+    for url in (
+        "/v1/approvals?opened_from=0001-01-01T00:00:00%2B14:00",
+        "/v1/approvals?opened_to=2026-01-01T00:00:00",  # no time zone
+        "/v1/emergencies?recorded_from=9999-12-31T23:59:59Z",
+    ):
+        response = await api.call("GET", url, api.director, None)
+        assert response.status_code == 422, (url, response.text)
+    rid = (await api.procurement())["id"]
+    await api.settle()
+    assert rid in await api.listed(api.director)

@@ -89,19 +89,20 @@ def subjects(mailbox: Mailbox, address: str) -> list[str]:
 async def test_steps_mail_their_approvers_and_escalations_the_director(
     svc: tuple[RunningService, ManualClock, Settings], mailbox: Mailbox
 ) -> None:
-    """R3.1, R3.5: opened, overdue and escalated steps reach the people who must act."""
+    """R3.1, R3.5: opened, overdue and escalated steps reach the people who must act:
+    a named approver personally, otherwise the role's mailbox; escalations the Director."""
     service, clock, settings = svc
-    pm = auth(settings, "pm.wang", "project_manager")
+    director = auth(settings, "director.zhang", "director")
     request = await post(
         service,
         "/v1/approvals",
-        pm,
+        director,  # only the Director names approvers
         {
             "kind": "procurement",
             "title": "机房运维外包",
             "amount": "500000.00",
             "justification": "年度运维",
-            "approvers": {"department_head": "dh.li"},
+            "approvers": {"department_head": "dh.li", "finance": "fin.zhao"},
         },
     )
     await settle(service)
@@ -119,12 +120,14 @@ async def test_steps_mail_their_approvers_and_escalations_the_director(
     )
     await settle(service)
     await dispatch(service)
-    assert any("Finance review" in s for s in subjects(mailbox, FINANCE_BOX))
+    assert any("Finance review" in s for s in subjects(mailbox, "fin.zhao@corp.example"))
 
     clock.advance(timedelta(days=7))  # past 72 working hours
     await fire(service)
     await dispatch(service)
-    assert any(s.startswith("Approval overdue") for s in subjects(mailbox, FINANCE_BOX))
+    overdue = subjects(mailbox, "fin.zhao@corp.example")
+    assert any(s.startswith("Approval overdue") for s in overdue)  # the named assignee
+    assert mailbox.to(FINANCE_BOX) == []
     assert any(s.startswith("Approval escalated") for s in subjects(mailbox, DIRECTOR_BOX))
 
     await post(
@@ -135,7 +138,7 @@ async def test_steps_mail_their_approvers_and_escalations_the_director(
     )
     await settle(service)
     await dispatch(service)
-    (returned,) = mailbox.to("pm.wang@corp.example")
+    (returned,) = mailbox.to("director.zhang@corp.example")
     assert "请补充报价单" in returned.get_content()
     rows = await outbox(service)
     assert {r["status"] for r in rows} == {"delivered"}

@@ -29,6 +29,7 @@ from shared.notify import (
     InvalidWebhookUrl,
     Notice,
     backoff_delay,
+    check_public_target,
     check_webhook_url,
     new_secret,
     one_line,
@@ -308,3 +309,35 @@ def test_notification_settings_from_the_environment(monkeypatch: pytest.MonkeyPa
 def test_bad_notification_settings_are_refused(overrides: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         Settings(**overrides)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:5432/",
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.1.2.3/hook",
+        "https://192.168.0.10/hook",
+        "https://[::1]/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://localhost/hook",
+        "https://0.0.0.0/hook",
+    ],
+)
+def test_webhooks_never_reach_internal_addresses(url: str) -> None:
+    """A webhook is not a way to make the service call internal systems (loopback,
+    private, link-local cloud metadata, reserved), however the address is written."""
+    with pytest.raises(InvalidWebhookUrl, match="internal address"):
+        check_public_target(url)
+
+
+def test_a_public_address_is_a_webhook_target() -> None:
+    check_public_target("https://93.184.216.34/hooks")  # a global address, no DNS needed
+
+
+def test_private_targets_are_refused_in_production_unless_allowed() -> None:
+    assert Settings(environment="development").webhooks_may_reach_private
+    assert not Settings(environment="production").webhooks_may_reach_private
+    assert Settings(
+        environment="production", webhook_allow_private_targets=True
+    ).webhooks_may_reach_private

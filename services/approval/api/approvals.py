@@ -9,7 +9,6 @@ the request's current version.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Annotated, ParamSpec, TypeVar, cast
 from uuid import UUID
 
@@ -46,6 +45,7 @@ from shared.http import (
 )
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
+from shared.text import Moment
 
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"], responses=PROBLEM_RESPONSES)
 
@@ -147,6 +147,13 @@ async def open_request(
     idempotency: Idempotency,
     app: App,
 ) -> JSONResponse:
+    if isinstance(body, s.OpenProcurement) and body.approvers and principal.role != DIRECTOR:
+        reason = (
+            "only the Director names approvers; a requester never picks who signs their"
+            " request (segregation of duties)"
+        )
+        await record_denial(request, principal, 403, f"R3.1: {reason}")
+        raise RuleViolation("R3.1", reason, forbidden=True)
     if isinstance(body, s.OpenDecision):
         if principal.role not in (PROJECT_MANAGER, DIRECTOR):
             reason = "major decisions are raised by a project manager"
@@ -224,11 +231,13 @@ async def list_requests(
         str | None,
         Query(max_length=200, description="A role (dept_head, finance, ...) or a user id"),
     ] = None,
-    overdue: bool | None = None,
+    overdue: Annotated[
+        bool | None, Query(description="Open requests whose open step passed its limit")
+    ] = None,
     project_id: UUID | None = None,
     requested_by: Annotated[str | None, Query(max_length=200)] = None,
-    opened_from: datetime | None = None,
-    opened_to: datetime | None = None,
+    opened_from: Moment | None = None,
+    opened_to: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> s.ApprovalPage:
@@ -238,7 +247,7 @@ async def list_requests(
         " WHERE ($1::text IS NULL OR state = $1) AND ($2::text IS NULL OR step = $2)"
         " AND ($3::text IS NULL OR kind = $3)"
         " AND ($4::text IS NULL OR assignee_role = $4 OR assignee = $4 OR escalated_to = $4)"
-        " AND ($5::boolean IS NULL OR overdue = $5)"
+        " AND ($5::boolean IS NULL OR (overdue AND state IN ('pending', 'returned')) = $5)"
         " AND ($6::uuid IS NULL OR project_id = $6)"
         " AND ($7::text IS NULL OR requested_by = $7)"
         " AND ($8::timestamptz IS NULL OR opened_at >= $8)"

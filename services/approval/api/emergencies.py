@@ -4,7 +4,6 @@ ratifies or rejects it after the fact."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -24,6 +23,7 @@ from shared.http import (
     time_id_cursor,
 )
 from shared.problems import PROBLEM_RESPONSES
+from shared.text import Moment
 
 router = APIRouter(prefix="/v1/emergencies", tags=["emergencies"], responses=PROBLEM_RESPONSES)
 
@@ -79,7 +79,7 @@ async def list_emergencies(
     overdue: bool | None = None,
     project_id: UUID | None = None,
     recorded_by: Annotated[str | None, Query(max_length=200)] = None,
-    recorded_from: datetime | None = None,
+    recorded_from: Moment | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> s.EmergencyPage:

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from services.approval.domain.delegation import Delegations, Grant
 from services.approval.domain.emergency import EmergencyAction, EmergencyState
@@ -20,7 +20,7 @@ from services.approval.domain.request import (
     State,
     Step,
 )
-from shared.text import LongText, Name, PlainText, Reason, UserId
+from shared.text import LongText, Moment, Name, PlainText, Reason, UserId
 
 Money = Annotated[Decimal, Field(gt=0, max_digits=15, decimal_places=2)]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217, e.g. CNY")]
@@ -48,7 +48,10 @@ class OpenProcurement(_In):
     )
     approvers: dict[ProcurementStepName, UserId] = Field(
         default_factory=dict,
-        description="Optional named approver per step; otherwise anyone holding the step's role",
+        description=(
+            "Director only: a named approver per step (R3.1); otherwise anyone holding"
+            " the step's role signs"
+        ),
     )
 
 
@@ -228,8 +231,8 @@ class Delegate(_In):
     """Hand your signature to a colleague with the same role while you are away (R3.1)."""
 
     delegate: UserId
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Moment
+    ends_at: Moment
     reason: Reason
 
 
@@ -279,7 +282,7 @@ class RecordEmergency(_In):
     resources_changed: Annotated[
         list[Annotated[PlainText, Field(max_length=500)]], Field(max_length=50)
     ] = Field(default_factory=list)
-    acted_at: AwareDatetime
+    acted_at: Moment
 
 
 class Explain(_In):

@@ -200,6 +200,7 @@ class ApprovalRequest(LedgerAggregate):
         step: Step
         round: int
         assignee_role: str
+        assignee: str | None
         due_at: datetime
 
         def apply(self, aggregate: Any) -> None:
@@ -502,6 +503,7 @@ class ApprovalRequest(LedgerAggregate):
                 step=record["step"],
                 round=record["round"],
                 assignee_role=record["assignee_role"],
+                assignee=record["assignee"],
                 due_at=record["due_at"],
             )
         user, role, on_behalf = signer["user_id"], signer["role"], signer["delegate_of"]
@@ -641,6 +643,7 @@ class ApprovalRequest(LedgerAggregate):
             step=record["step"],
             round=record["round"],
             assignee_role=record["assignee_role"],
+            assignee=record["assignee"],
             due_at=record["due_at"],
         )
         # A Director decision is never escalated: only the Director decides it (R5.1),
