@@ -195,7 +195,8 @@ async def test_procurement_saga_with_the_approval_service_down_at_request_time(
 
 async def test_a_rejection_reaches_the_project(infra: Infra, tmp_path: Path) -> None:
     """R3.1: a step rejecting (with its reason) ends the request, and the
-    project learns it; signing a contract is then refused."""
+    project learns it; signing a contract is then refused. The approval service
+    killed after it has read, and restarted, catches up with what it missed."""
     async with services(infra, tmp_path) as (settings, partner, approval):
         partner.start()
         approval.start()
@@ -209,6 +210,15 @@ async def test_a_rejection_reaches_the_project(infra: Infra, tmp_path: Path) -> 
             finance = auth(settings, "fin.zhao", "finance")
             dept_head = auth(settings, "dh.li", "dept_head")
             await wait_opened(ac, request_id, dept_head)
+
+            # Down again after it has read (and stored offsets): kill -9, a request
+            # raised meanwhile, a restart: it resumes from its offsets and opens it.
+            approval.kill()
+            approval.stop()
+            _, missed = await awaiting_approval(flow, 3)
+            approval.start()
+            await approval.wait_ready()
+            await wait_opened(ac, missed, dept_head)
             for headers, decision in ((dept_head, "approve"), (finance, "reject")):
                 response = await ac.post(
                     f"/v1/approvals/{request_id}/decisions",
