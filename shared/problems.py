@@ -115,14 +115,7 @@ def install_problem_handlers(app: FastAPI) -> None:
             existing_id=str(exc.existing_id),
         ),
     )
-    handle(
-        RuleViolation,
-        lambda exc: (
-            Problem(403, "Forbidden by policy", exc.detail, kind="forbidden", rule=exc.rule)
-            if exc.forbidden
-            else Problem(409, "Rule violated", exc.detail, kind="rule-violation", rule=exc.rule)
-        ),
-    )
+    handle(RuleViolation, rule_problem)
     handle(
         IntegrityError,
         lambda exc: Problem(
@@ -160,6 +153,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         ),
     )
     handle(Exception, _crash)
+
+
+def rule_problem(exc: RuleViolation) -> Problem:
+    """A policy refusal: 403 when the caller may not, else 409; naming the rule."""
+    if exc.forbidden:
+        return Problem(403, "Forbidden by policy", exc.detail, kind="forbidden", rule=exc.rule)
+    return Problem(409, "Rule violated", exc.detail, kind="rule-violation", rule=exc.rule)
 
 
 def _invalid_input(exc: RequestValidationError) -> Problem:

@@ -49,9 +49,10 @@ from shared.db import (
     schema_lock,
 )
 from shared.deadlines import DeadlineEngine, OverdueHandler
+from shared.domain import RuleViolation
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
-from shared.http import require_roles
+from shared.http import record_denial, require_roles
 from shared.notify import NoticeRule, no_notices
 from shared.notify_api import router as notifications_router
 from shared.notify_channels import channels_for
@@ -63,7 +64,7 @@ from shared.notify_outbox import (
     start_at_head,
 )
 from shared.policy import Policy, load_policy
-from shared.problems import Problem, install_problem_handlers, problem_response
+from shared.problems import Problem, install_problem_handlers, problem_response, rule_problem
 from shared.projector import LocalProjector, ProjectionHandler
 from shared.relay import Relay, read_relay_status
 from shared.resilience import sleep_unless
@@ -426,6 +427,17 @@ def create_app(
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+
+    async def rule_violation(request: Request, exc: Exception) -> Response:
+        # Every policy refusal of the caller (403) is on record, whichever
+        # service or aggregate raised it (DESIGN.md section 5).
+        assert isinstance(exc, RuleViolation)
+        if exc.forbidden:
+            principal = getattr(request.state, "principal", None)
+            await record_denial(request, principal, 403, f"{exc.rule}: {exc.detail}")
+        return problem_response(request, rule_problem(exc))
+
+    app.add_exception_handler(RuleViolation, rule_violation)
     app.add_middleware(LatencyMiddleware, service=spec.name)
     app.include_router(ops_router())
     app.include_router(notifications_router)

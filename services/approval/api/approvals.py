@@ -84,20 +84,6 @@ R = TypeVar("R")
 A = TypeVar("A", bound=LedgerAggregate)
 
 
-async def guarded(
-    request: Request, principal: Principal, func: Callable[P, R], *args: P.args, **kwargs: P.kwargs
-) -> R:
-    """Runs a command in the threadpool. A refusal of the caller by the policy (403:
-    segregation of duties, named approvers, delegations, ownership) is on record
-    like every other denial (DESIGN.md section 5)."""
-    try:
-        return await run_in_threadpool(func, *args, **kwargs)
-    except RuleViolation as exc:
-        if exc.forbidden:
-            await record_denial(request, principal, 403, f"{exc.rule}: {exc.detail}")
-        raise
-
-
 async def denied(request: Request, principal: Principal, reason: str) -> Problem:
     """The 403 to raise, once the denial is on record (DESIGN.md section 5)."""
     await record_denial(request, principal, 403, reason)
@@ -117,9 +103,7 @@ async def command(
 ) -> JSONResponse:
     """Runs a command once per Idempotency-Key, policy refusals on record."""
     ctx = command_context(request, principal, idempotency)
-    return await guarded(
-        request,
-        principal,
+    return await run_in_threadpool(
         run_command,
         approval_app(request),
         ctx,
@@ -152,12 +136,10 @@ async def open_request(
             "only the Director names approvers; a requester never picks who signs their"
             " request (segregation of duties)"
         )
-        await record_denial(request, principal, 403, f"R3.1: {reason}")
         raise RuleViolation("R3.1", reason, forbidden=True)
     if isinstance(body, s.OpenDecision):
         if principal.role not in (PROJECT_MANAGER, DIRECTOR):
             reason = "major decisions are raised by a project manager"
-            await record_denial(request, principal, 403, f"R5.2: {reason}")
             raise RuleViolation("R5.2", reason, forbidden=True)
         app.ensure_major(body.kind, current_budget=body.current_budget, new_budget=body.new_budget)
     ctx = command_context(request, principal, idempotency)
@@ -198,9 +180,7 @@ async def open_request(
             )
         return request_
 
-    return await guarded(
-        request,
-        principal,
+    return await run_in_threadpool(
         run_command,
         app,
         ctx,
@@ -386,9 +366,7 @@ async def decide(
 ) -> JSONResponse:
     await run_in_threadpool(app.get_request, request_id)  # 404 first
     ctx = command_context(request, principal, idempotency)
-    return await guarded(
-        request,
-        principal,
+    return await run_in_threadpool(
         _decide,
         app,
         ctx,
@@ -421,9 +399,7 @@ async def resubmit(
 ) -> JSONResponse:
     await run_in_threadpool(app.get_request, request_id)
     ctx = command_context(request, principal, idempotency)
-    return await guarded(
-        request,
-        principal,
+    return await run_in_threadpool(
         _decide,
         app,
         ctx,
