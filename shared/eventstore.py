@@ -11,6 +11,7 @@ record and never applied twice, even across a crash.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -66,12 +67,38 @@ class DriverUUIDAsHex(Transcoding):
         return UUID(data)
 
 
+@dataclass(frozen=True)
+class Blob:
+    """File content stored with the events that refer to it, in their
+    transaction: an event never names content that is not there, and content
+    is never kept for an event that was refused (no dual write). `key_id` and
+    `nonce` are set when `data` is ciphertext (the contract archive, R4.1).
+    Only a service whose migrations create a `contents` table saves blobs."""
+
+    id: UUID
+    sha256: str
+    size: int
+    data: bytes
+    key_id: str | None = None
+    nonce: bytes | None = None
+
+
 class LedgerRecorder(PostgresApplicationRecorder):
-    """Application recorder that also records idempotency keys atomically."""
+    """Application recorder that also records idempotency keys and file
+    contents atomically with the events."""
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
+        blobs: Sequence[Blob] = kwargs.get("blobs") or ()
+        for blob in blobs:
+            curs.execute(
+                SQL(
+                    "INSERT INTO {}.contents (id, sha256, size, key_id, nonce, data)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)"
+                ).format(Identifier(self.datastore.schema)),
+                (blob.id, blob.sha256, blob.size, blob.key_id, blob.nonce, blob.data),
+            )
         record = kwargs.get("idempotency")
         if isinstance(record, IdempotencyRecord):
             # Synced at once: a second attempt with the same key must fail here
@@ -174,16 +201,19 @@ class LedgerApplication(Application[UUID]):
             idempotency=idempotency,
         )
 
-    def save_in(self, ctx: CommandContext, *aggregates: LedgerAggregate) -> list[Recording[UUID]]:
-        """Saves the command's aggregates, with its idempotency record, in one
-        transaction. The first aggregate is the one the command answers with."""
+    def save_in(
+        self, ctx: CommandContext, *aggregates: LedgerAggregate, blobs: Sequence[Blob] = ()
+    ) -> list[Recording[UUID]]:
+        """Saves the command's aggregates, with its idempotency record and the
+        file contents its events name, in one transaction. The first aggregate
+        is the one the command answers with."""
         record = None
         if ctx.idempotency is not None and aggregates:
             first = aggregates[0]
             record = IdempotencyRecord(ctx.idempotency, first.id, first.version)
         pending = [e for a in aggregates for e in a.pending_events]
         try:
-            return self.save(*aggregates, idempotency=record)
+            return self.save(*aggregates, idempotency=record, blobs=tuple(blobs))
         except IntegrityError:
             # eventsourcing retries an insert whose connection failed; when the
             # first attempt did commit, the retry collides with our own events.
@@ -276,6 +306,7 @@ class LedgerApplication(Application[UUID]):
 
 
 __all__ = [
+    "Blob",
     "IdempotencyKey",
     "IdempotencyKeyReused",
     "IdempotencyRecord",

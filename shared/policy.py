@@ -105,6 +105,37 @@ class MinutesSection(_Section):
 class ReportsSection(_Section):
     weekly_due_weekday: Weekday = "friday"
     monthly_due_day: Annotated[int, Field(ge=1, le=28)] = 5
+    #: A due day that is not a working day moves to the next working day (the
+    #: rule of Civil Code art. 203), to the previous one, or stays as it is.
+    non_working_due_day: Literal["next_working_day", "previous_working_day", "as_is"] = (
+        "next_working_day"
+    )
+    #: A schedule starts with the period the contract starts in, unless that
+    #: period's report would fall due within X days of the start.
+    first_period_min_days: Annotated[int, Field(ge=0, le=31)] = 3
+
+    def shift(self, day: date, calendar: PolicyCalendar) -> date:
+        """The due day after the non-working-day rule."""
+        if self.non_working_due_day == "as_is":
+            return day
+        step = timedelta(days=1 if self.non_working_due_day == "next_working_day" else -1)
+        while not calendar.is_working_day(day):
+            day += step
+        return day
+
+
+class DocumentsSection(_Section):
+    """R4.4, R4.5: what may be filed."""
+
+    max_upload_mb: Annotated[float, Field(gt=0, le=1024)] = 25.0
+    max_name_length: Annotated[int, Field(ge=20, le=255)] = 120
+    #: The project part of department-level documents (the weekly department
+    #: meeting's and the quarterly strategy meeting's minutes, R5.4).
+    department_name: Annotated[str, Field(min_length=1, max_length=60)] = "信息技术部"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)
 
 
 class EmergencySection(_Section):
@@ -143,6 +174,7 @@ class Policy(_Section):
     kickoff: KickoffSection = KickoffSection()
     minutes: MinutesSection = MinutesSection()
     reports: ReportsSection = ReportsSection()
+    documents: DocumentsSection = DocumentsSection()
     emergency: EmergencySection = EmergencySection()
     resolutions: ResolutionsSection = ResolutionsSection()
     decisions: DecisionsSection = DecisionsSection()

@@ -399,6 +399,91 @@ class LatencyMiddleware:
             )
 
 
+#: JSON bodies are small; a multipart upload may carry a document (R4.5) of
+#: up to the policy's size limit, plus the form's own overhead.
+JSON_BODY_LIMIT = 1024 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
+
+
+class BodyLimitMiddleware:
+    """Refuses a request body over its limit with 413 before it is parsed or
+    spooled to disk: by Content-Length when the client sends one, and by
+    counting the bytes as they arrive when it does not."""
+
+    def __init__(self, app: ASGIApp, upload_limit: int) -> None:
+        self.app = app
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope.get("headers") or [])
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = (
+            self.upload_limit + MULTIPART_OVERHEAD
+            if content_type.startswith("multipart/form-data")
+            else JSON_BODY_LIMIT
+        )
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            await self._refuse(scope, send, limit)
+            return
+        received = 0
+        started = False
+        refused = False
+
+        async def counted() -> Message:
+            nonlocal received, refused
+            if refused:
+                return {"type": "http.disconnect"}
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    # Answer now and let the app see a client that went away
+                    # (whatever it answers to that is dropped below).
+                    refused = True
+                    if not started:
+                        await self._refuse(scope, send, limit)
+                    return {"type": "http.disconnect"}
+            return message
+
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if refused:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        await self.app(scope, counted, guarded)
+
+    @staticmethod
+    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+        body = json.dumps(
+            {
+                "type": "https://partnerledger.example/problems/too-large",
+                "title": "Payload too large",
+                "status": 413,
+                "detail": f"the request body may be at most {limit} bytes",
+                "instance": scope.get("path", ""),
+            }
+        ).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
+
+
 def create_app(
     spec: ServiceSpec,
     settings: Settings | None = None,
@@ -438,6 +523,10 @@ def create_app(
         return problem_response(request, rule_problem(exc))
 
     app.add_exception_handler(RuleViolation, rule_violation)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        upload_limit=load_policy(settings.policy_file).documents.max_upload_bytes,
+    )
     app.add_middleware(LatencyMiddleware, service=spec.name)
     app.include_router(ops_router())
     app.include_router(notifications_router)
