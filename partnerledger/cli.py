@@ -5,6 +5,7 @@ partnerledger token --user alice --role director
 partnerledger status             # relay positions, consumer lag per service
 partnerledger redrive kpi        # re-apply parked events after a fix
 partnerledger schemas            # export event JSON Schemas to docs/events/
+partnerledger rotate-contract-key  # re-encrypt contracts under PL_CONTRACT_KEY_ID
 """
 
 from __future__ import annotations
@@ -167,6 +168,15 @@ def schemas(
     """Export the envelope and every event's JSON Schema (refuses incompatible changes)."""
     codes = [_service_command(name, "--export-schemas", str(target)) for name in SERVICE_NAMES]
     raise typer.Exit(max(codes))
+
+
+@app.command("rotate-contract-key")
+def rotate_contract_key(
+    batch: Annotated[int, typer.Option(min=1, help="Contract files per transaction")] = 100,
+) -> None:
+    """Re-encrypt archived contracts under PL_CONTRACT_KEY_ID (R4.1); then the old key
+    can be removed from PL_CONTRACT_KEYS."""
+    raise typer.Exit(_service_command("docs.rotate", "--batch", str(batch)))
 
 
 def main() -> None:

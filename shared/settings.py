@@ -7,6 +7,8 @@ KAFKA_BOOTSTRAP_SERVERS and the JWT issuer/JWKS instead.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from email.utils import parseaddr
 from functools import cached_property
@@ -23,6 +25,26 @@ _PREFIX = re.compile(r"[A-Za-z0-9_]*")
 MAILBOX = re.compile(r"[^@\s<>,;:\"()\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _MAIL_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 _ROLE_NAME = re.compile(r"[a-z][a-z_]{0,49}")
+#: Key ids are stored next to every ciphertext (R4.1) and printed in errors,
+#: so they stay short and plain.
+CONTRACT_KEY_ID = re.compile(r"[A-Za-z0-9_.-]{1,40}")
+CONTRACT_KEY_BYTES = 32  # AES-256-GCM
+
+
+def decode_contract_key(key_id: str, value: str) -> bytes:
+    """The raw key of a configured contract key; the error names the key id
+    only, never the material."""
+    try:
+        key = base64.b64decode(value.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"contract key {key_id!r} is not valid base64") from None
+    if len(key) != CONTRACT_KEY_BYTES:
+        raise ValueError(
+            f"contract key {key_id!r} must decode to {CONTRACT_KEY_BYTES} bytes (AES-256),"
+            f" got {len(key)}"
+        )
+    return key
+
 
 SERVICE_NAMES: tuple[str, ...] = ("partner", "approval", "docs", "kpi")
 DEFAULT_PORTS: dict[str, int] = {"partner": 8001, "approval": 8002, "docs": 8003, "kpi": 8004}
@@ -60,7 +82,11 @@ def parse_database_url(url: str) -> PostgresParams:
 class Settings(BaseSettings):
     """One settings object for every process; services read the part they need."""
 
-    model_config = SettingsConfigDict(env_prefix="PL_", extra="ignore", frozen=True)
+    # Inputs are kept out of validation errors: they would print contract keys
+    # and passwords into logs (R4.1).
+    model_config = SettingsConfigDict(
+        env_prefix="PL_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     environment: Literal["development", "production"] = Field(
         default="development",
@@ -172,6 +198,23 @@ class Settings(BaseSettings):
     )
     notify_poll_interval_s: float = Field(default=1.0, gt=0, le=60)
     webhook_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    # -- contract archive (R4.1, services.docs.archive) -----------------------------
+    contract_keys: dict[str, str] = Field(
+        default_factory=dict,
+        repr=False,
+        description=(
+            "AES-256-GCM keys for contract files, as JSON key id -> base64 of 32 bytes:"
+            ' {"2026-11": "..."}; unset: a dev key generated in data_dir (production refuses).'
+        ),
+    )
+    contract_key_id: str | None = Field(
+        default=None,
+        description=(
+            "Key id new contract files are sealed with; may be unset when exactly one key"
+            " is configured. Older keys stay configured until the rotation command re-encrypted"
+            " their files."
+        ),
+    )
     #: Webhooks to loopback, private, link-local or reserved addresses (a
     #: request forgery towards internal systems); unset: allowed outside
     #: production only.
@@ -219,6 +262,37 @@ class Settings(BaseSettings):
                 raise ValueError(f"notify_role_mailboxes: {mailbox!r} is not a mailbox address")
             cleaned[role] = mailbox.strip()
         return cleaned
+
+    @field_validator("contract_keys")
+    @classmethod
+    def _contract_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for number, (key_id, key) in enumerate(value.items(), start=1):
+            if not CONTRACT_KEY_ID.fullmatch(key_id):
+                # Not echoed: a key pasted where its id belongs would land in the log.
+                raise ValueError(
+                    f"contract_keys: the id of key #{number} is not 1-40 of A-Z a-z 0-9 _ . -"
+                )
+            decode_contract_key(key_id, key)
+        return value
+
+    @model_validator(mode="after")
+    def _current_contract_key(self) -> Self:
+        if self.contract_key_id is not None:
+            if self.contract_key_id not in self.contract_keys:
+                raise ValueError(
+                    f"contract_key_id {self.contract_key_id[:40]!r} is not one of"
+                    f" contract_keys ({', '.join(sorted(self.contract_keys)) or 'none configured'})"
+                )
+        elif len(self.contract_keys) == 1:
+            # Frozen model: the validator is the one place that may settle the default.
+            object.__setattr__(self, "contract_key_id", next(iter(self.contract_keys)))
+        elif self.contract_keys:
+            # Guessing would seal new contracts with a key the operator may be retiring.
+            raise ValueError(
+                "contract_key_id must name the key new contract files are sealed with"
+                f" (configured: {', '.join(sorted(self.contract_keys))})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _notification_timing(self) -> Self:
