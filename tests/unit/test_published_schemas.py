@@ -17,6 +17,7 @@ import pytest
 
 from services.approval.consumers.contracts import CONTRACTS as APPROVAL_READS
 from services.approval.service import SPEC as APPROVAL
+from services.docs.consumers.contracts import CONTRACTS as DOCS_READS
 from services.docs.service import SPEC as DOCS
 from services.kpi.consumers.contracts import CONTRACTS as KPI_READS
 from services.kpi.service import SPEC as KPI
@@ -69,6 +70,7 @@ READS = [
     *[(f"kpi reads {k[1]}", k, r) for k, r in KPI_READS.items()],
     *[(f"partner reads {k[1]}", k, r) for k, r in PARTNER_READS.items()],
     *[(f"approval reads {k[1]}", k, r) for k, r in APPROVAL_READS.items()],
+    *[(f"docs reads {k[1]}", k, r) for k, r in DOCS_READS.items()],
 ]
 
 

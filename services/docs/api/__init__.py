@@ -1,0 +1,1 @@
+"""The docs service's HTTP API: documents, meetings, report schedules."""

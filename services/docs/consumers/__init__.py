@@ -1,0 +1,1 @@
+"""The docs service's reactions to other services' events."""
