@@ -426,7 +426,10 @@ class BodyLimitMiddleware:
             else JSON_BODY_LIMIT
         )
         declared = headers.get(b"content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        if declared is not None and not declared.isdigit():
+            await self._refuse(scope, send, limit, status=400)
+            return
+        if declared is not None and int(declared) > limit:
             await self._refuse(scope, send, limit)
             return
         received = 0
@@ -460,20 +463,26 @@ class BodyLimitMiddleware:
         await self.app(scope, counted, guarded)
 
     @staticmethod
-    async def _refuse(scope: Scope, send: Send, limit: int) -> None:
+    async def _refuse(scope: Scope, send: Send, limit: int, *, status: int = 413) -> None:
+        detail = (
+            f"the request body may be at most {limit} bytes"
+            if status == 413
+            else "Content-Length must be a number of bytes"
+        )
         body = json.dumps(
             {
-                "type": "https://partnerledger.example/problems/too-large",
-                "title": "Payload too large",
-                "status": 413,
-                "detail": f"the request body may be at most {limit} bytes",
+                "type": "https://partnerledger.example/problems/"
+                + ("too-large" if status == 413 else "bad-request"),
+                "title": "Payload too large" if status == 413 else "Bad request",
+                "status": status,
+                "detail": detail,
                 "instance": scope.get("path", ""),
             }
         ).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [
                     (b"content-type", b"application/problem+json"),
                     (b"content-length", str(len(body)).encode()),

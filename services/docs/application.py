@@ -23,7 +23,7 @@ from services.docs.domain.meeting import (
     meeting_id_for,
     resolution_ref,
 )
-from services.docs.domain.naming import REPORT_TYPES, DocType, check_name
+from services.docs.domain.naming import REPORT_TYPES, DocType, check_name, normalise
 from services.docs.domain.periods import (
     REPORT_KINDS,
     Period,
@@ -217,13 +217,14 @@ class DocsApplication(LedgerApplication):
             period=period,
             max_length=self.policy.documents.max_name_length,
         )
-        canonical = str(parsed)
+        # Under the project's registered name: spellings of it that compare
+        # equal (case, spacing, full-width, R4.4) name one document (R4.5).
+        canonical = f"{' '.join(normalise(project_name).split())}-{parsed.date}-{parsed.doc_type}"
         self._check_period(doc_type, period, now)
         if doc_type == CONTRACT and project is None:
             raise RuleViolation("R4.1", "a contract belongs to a project")
-        meeting = self.get_meeting(meeting_id) if meeting_id is not None else None
-        if meeting is not None:
-            self._check_minutes(meeting, project, doc_type, period)
+        if meeting_id is not None:
+            self._check_minutes(self.get_meeting(meeting_id), project, doc_type, period)
         content_id = self.new_id()
         blob: Blob = (
             seal(self.keyring, upload.content, content_id=content_id)
@@ -232,8 +233,11 @@ class DocsApplication(LedgerApplication):
         )
         sha = hashlib.sha256(upload.content).hexdigest()
         project_id = project.project_id if project else None
-        doc_id = document_id(project_id, canonical)
+        doc_id = document_id(project_id, canonical, period.key, meeting_id)
         for _ in range(3):
+            # Loaded afresh on every try: a retry after a conflict must not
+            # see the previous try's unsaved minutes as filed.
+            meeting = self.get_meeting(meeting_id) if meeting_id is not None else None
             document = self._find(Document, doc_id)
             created = document is None
             with command_context(ctx):
@@ -333,7 +337,6 @@ class DocsApplication(LedgerApplication):
                     document_id=document.id,
                     filed_by=ctx.actor.user_id,
                     now=now,
-                    first_period=self.first_period,
                     due=self.report_due,
                     clock_of=self._report_clock(project.project_id),
                 )
@@ -342,7 +345,13 @@ class DocsApplication(LedgerApplication):
                 else:
                     others.append(schedule)
         minutes_of = None
-        if meeting is not None and meeting.minutes_document is None:
+        if meeting is not None and meeting.minutes_document is not None:
+            if meeting.minutes_document != document.id:
+                notes.append(
+                    f"meeting {meeting.id} has its minutes already (document"
+                    f" {meeting.minutes_document}); this document does not replace them"
+                )
+        elif meeting is not None:
             meeting.file_minutes(
                 document_id=document.id,
                 document_name=document.name,
@@ -481,11 +490,15 @@ class DocsApplication(LedgerApplication):
         held_on: date,
         title: str,
         chaired_by: str,
+        reported_at: datetime,
     ) -> tuple[Meeting, bool]:
         """A kickoff, review or acceptance recorded by the partner service: a
-        meeting known by its day is taken to end with that day (R4.2)."""
+        meeting known by its day is taken to end with that day, or when the
+        partner service recorded it if that was earlier (R4.2). The time the
+        event is processed here plays no part: a consumer catching up late
+        must not move the minutes clock."""
         assert kind not in DEPARTMENT_KINDS
-        held_at = min(self.policy.clock.end_of_day(held_on), self.clock.now())
+        held_at = min(self.policy.clock.end_of_day(held_on), reported_at, self.clock.now())
         return self.hold_meeting(
             ctx,
             kind=kind,

@@ -1,7 +1,7 @@
 """Who hears of what in the docs service (R3.5): a report period missed
 reaches the project's manager and the Director (R4.3); minutes missing reach
 the meeting's chair (R4.2); a resolution without owner reaches the chair, an
-assigned one its owner, an overdue one its owner and the chair (R5.5); a
+assigned one its owner, an overdue one its owner and the Director (R5.5); a
 document sent back for correction reaches its filer (R6.1); a refused
 contract read reaches the Director (R4.1)."""
 

@@ -3,6 +3,8 @@ the encrypted contract archive, R6.1 reviews)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -41,6 +43,8 @@ from shared.auth import DIRECTOR, PARTNER, Principal
 from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
+    IDEMPOTENCY_HEADER,
+    Authenticated,
     command_context,
     encode_cursor,
     idempotency_key,
@@ -56,6 +60,47 @@ from shared.text import Moment
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=PROBLEM_RESPONSES)
 
 Idempotency = Annotated[IdempotencyKey | None, Depends(idempotency_key)]
+
+
+async def upload_idempotency_key(
+    request: Request, principal: Authenticated
+) -> IdempotencyKey | None:
+    """The Idempotency-Key of a multipart upload. FastAPI has consumed the body
+    into the form by now (shared.http.idempotency_key would fail reading it),
+    and a client re-encoding a retry picks a new multipart boundary, so the
+    request is fingerprinted by its form: every field, and each file's name,
+    media type and SHA-256."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not (1 <= len(raw) <= 200) or not raw.isascii() or not raw.isprintable():
+        raise Problem(
+            422,
+            "Invalid Idempotency-Key",
+            "Idempotency-Key must be 1-200 printable ASCII characters",
+            kind="validation",
+        )
+    parts: list[list[str]] = []
+    for key, value in (await request.form()).multi_items():
+        if isinstance(value, str):
+            parts.append([key, "field", value])
+            continue
+        digest = hashlib.sha256()
+        while chunk := await value.read(1024 * 1024):
+            digest.update(chunk)
+        await value.seek(0)
+        parts.append(
+            [key, "file", value.filename or "", value.content_type or "", digest.hexdigest()]
+        )
+    fingerprint = hashlib.sha256()
+    fingerprint.update(f"{request.method} {request.url.path}?{request.url.query}\n".encode())
+    fingerprint.update(json.dumps(sorted(parts), ensure_ascii=False).encode())
+    return IdempotencyKey(
+        principal=principal.user_id, key=raw, request_hash=fingerprint.hexdigest()
+    )
+
+
+UploadIdempotency = Annotated[IdempotencyKey | None, Depends(upload_idempotency_key)]
 Filer = Annotated[Principal, Depends(require_roles(*STAFF, action="file documents (R4.4)"))]
 Reader = Annotated[
     Principal, Depends(require_roles(*INTERNAL, PARTNER, action="read documents (R4.5)"))
@@ -77,16 +122,20 @@ def docs_app(request: Request) -> DocsApplication:
 App = Annotated[DocsApplication, Depends(docs_app)]
 
 
-def _name_problem(exc: NameProblem) -> Problem:
+def _name_problem(exc: NameProblem, field: str | None = None) -> Problem:
+    """A 422 naming the input at fault: the name's part (`name.project`,
+    `name.date`, ...), or the form field whose value does not fit (`type`,
+    `period`)."""
+    where = field or ("period" if exc.part == "period" else f"name.{exc.part}")
     return Problem(
         422,
-        "Invalid document name",
+        "Invalid document name" if where.startswith("name") else "Invalid request",
         f"{exc} (R4.4: 项目名称-日期-类型)",
         kind="validation",
         rule="R4.4",
         errors=[
             {
-                "field": f"name.{exc.part}",
+                "field": where,
                 "message": f"{exc.detail}; expected {exc.expected}",
                 "type": f"document_name.{exc.part}",
             }
@@ -159,7 +208,7 @@ async def _command(
 async def file_document(
     request: Request,
     principal: Filer,
-    idempotency: Idempotency,
+    idempotency: UploadIdempotency,
     app: App,
     file: Annotated[UploadFile, File(description="The document's content")],
     doc_type: Annotated[
@@ -196,7 +245,7 @@ async def file_document(
     try:
         kind: DocType = canonical_type(doc_type)
     except NameProblem as exc:
-        raise _name_problem(exc) from None
+        raise _name_problem(exc, "type") from None
     try:
         covered = Period.parse(period)
     except ValueError as exc:
@@ -226,7 +275,7 @@ async def file_document(
         raise Problem(
             413,
             "Payload too large",
-            f"a document may be at most {policy.max_upload_mb:g} MB"
+            f"a document may be at most {policy.max_upload_mb:g} MiB"
             " (policy documents.max_upload_mb)",
             kind="too-large",
             rule="R4.5",
@@ -294,7 +343,12 @@ async def list_documents(
         try:
             canonical = canonical_type(doc_type)
         except NameProblem as exc:
-            raise _name_problem(exc) from None
+            raise _name_problem(exc, "type") from None
+    if period is not None:
+        try:
+            period = Period.parse(period).key  # 2026-w48 finds 2026-W48
+        except ValueError as exc:
+            raise _invalid("period", str(exc)) from None
     after_at, after_id = time_id_cursor(cursor)
     rt = runtime_of(request)
     items: list[s.DocumentRow] = []

@@ -151,6 +151,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
                         held_on=day,
                         title=f"{name} {title}",
                         chaired_by=chair,
+                        reported_at=event.recorded_at,
                     )
                 )
             except RuleViolation as exc:

@@ -25,10 +25,22 @@ DOCUMENT_NAMESPACE: Final = uuid.UUID("0d5e3c1c-5f0e-5a51-8a8e-3f4f2b7f6a10")
 ReviewOutcome = Literal["accepted", "needs_correction"]
 
 
-def document_id(project_id: uuid.UUID | None, name: str) -> uuid.UUID:
-    """A name identifies one document per project (department documents:
-    per department), so a new upload under it is its next version (R4.4)."""
-    return uuid.uuid5(DOCUMENT_NAMESPACE, f"{project_id or 'department'}/{name}")
+def document_id(
+    project_id: uuid.UUID | None,
+    name: str,
+    period: str,
+    meeting_id: uuid.UUID | None = None,
+) -> uuid.UUID:
+    """A name identifies one document per project (department documents: per
+    department) and period, so a new upload under it is its next version
+    (R4.5). The period is part of it because the policy's own example names a
+    weekly report by its month (`XX项目-2026年11月-周报`, R4.4): each week's
+    report under that name is a document of its own; two meetings' minutes of
+    one day likewise, by their meeting."""
+    key = f"{project_id or 'department'}/{name}/{period}"
+    if meeting_id is not None:
+        key += f"/{meeting_id}"
+    return uuid.uuid5(DOCUMENT_NAMESPACE, key)
 
 
 class VersionRecord(TypedDict):
@@ -261,7 +273,7 @@ class Document(LedgerAggregate):
     ) -> Document:
         return cls._create_in_context(
             cls.Created,
-            id=document_id(project_id, name),
+            id=document_id(project_id, name, period, meeting_id),
             project_id=project_id,
             name=name,
             doc_type=doc_type,

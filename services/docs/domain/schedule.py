@@ -20,7 +20,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any, Final, Literal, TypedDict
 
-from services.docs.domain.periods import REPORT_KINDS, Period, ReportKind
+from services.docs.domain.periods import REPORT_KINDS, REPORT_PERIOD, Period, ReportKind
 from shared.domain import LedgerAggregate
 
 SCHEDULE_NAMESPACE: Final = uuid.UUID("6c0f4f0e-2a55-5b7e-9d64-8f1b7f0c2e21")
@@ -74,6 +74,9 @@ class ReportSchedule(LedgerAggregate):
 
         def apply(self, aggregate: Any) -> None:
             aggregate.open[self.kind] = self.period
+            aggregate.first.setdefault(
+                self.kind, Period(REPORT_PERIOD[self.kind], self.period_start, self.period_end)
+            )
             aggregate.periods.setdefault(
                 period_ref(self.kind, self.period),
                 PeriodState(status="open", due_at=self.due_at, overdue_event=None),
@@ -158,6 +161,9 @@ class ReportSchedule(LedgerAggregate):
         self.project_manager = project_manager
         self.first_day = first_day
         self.open: dict[str, str] = {}
+        #: The first period of each kind, as opened: what the schedule owes
+        #: does not move when the policy file changes later.
+        self.first: dict[str, Period] = {}
         self.periods: dict[str, PeriodState] = {}
         self.closed = False
 
@@ -213,20 +219,21 @@ class ReportSchedule(LedgerAggregate):
         document_id: uuid.UUID,
         filed_by: str,
         now: datetime,
-        first_period: FirstPeriod,
         due: DueFor,
         clock_of: ClockOf,
     ) -> PeriodStatus | None:
         """Records a report filed for a period of this schedule; None when the
         period is not one the schedule owes (before its first period, after
-        closure) or was filed already (a new version changes nothing)."""
-        if self.closed or period < first_period(kind, self.first_day):
+        closure) or was filed already (a new version changes nothing). An
+        opened period keeps the due time it was opened with (ADR 0007)."""
+        first = self.first.get(kind)
+        if self.closed or first is None or period < first:
             return None
         ref = period_ref(kind, period.key)
         state = self.periods.get(ref)
         if state is not None and state["status"] in ("filed", "filed_late"):
             return None
-        due_at = due(kind, period)
+        due_at = state["due_at"] if state is not None else due(kind, period)
         if now <= due_at:
             self.trigger_event(
                 self.Filed,

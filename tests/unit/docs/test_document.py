@@ -201,14 +201,16 @@ def _refused(
 
 
 def test_r4_4_a_document_is_filed_under_its_name_as_version_1() -> None:
-    """R4.4, R4.5: one id per project and name; the filing is version 1 with
+    """R4.4, R4.5: one id per project, name and period; the filing is version 1 with
     its content's SHA-256, size and filer; only a contract is encrypted (R4.1)."""
     ctx = Ctx()
     document = _file(ctx)
     (filed,) = _events(document)
     assert isinstance(filed, Document.Created)
-    assert document.id == document_id(PROJECT, WEEKLY_NAME)
-    assert document.id != document_id(None, WEEKLY_NAME)
+    assert document.id == document_id(PROJECT, WEEKLY_NAME, "2026-W48")
+    assert document.id != document_id(None, WEEKLY_NAME, "2026-W48")
+    # The policy's month-named weekly report: each week's is a document of its own.
+    assert document.id != document_id(PROJECT, WEEKLY_NAME, "2026-W49")
     assert (filed.name, filed.doc_type, filed.period, filed.encrypted) == (
         WEEKLY_NAME,
         "周报",

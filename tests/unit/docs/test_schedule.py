@@ -140,7 +140,6 @@ def _file(
             document_id=uuid5(NAMESPACE_URL, f"doc/{kind}/{period.key}"),
             filed_by=PM.user_id,
             now=ctx.now(),
-            first_period=first_period,
             due=due,
             clock_of=clock_of,
         )
