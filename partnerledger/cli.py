@@ -26,7 +26,10 @@ from partnerledger.supervisor import Supervisor
 from shared.auth import ROLES, TokenIssuer
 from shared.settings import SERVICE_NAMES, Settings, load_settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+# No locals in tracebacks: they would show the environment, keys included.
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_show_locals=False
+)
 console = Console()
 
 

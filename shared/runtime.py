@@ -425,6 +425,10 @@ class BodyLimitMiddleware:
             if content_type.startswith("multipart/form-data")
             else JSON_BODY_LIMIT
         )
+        if limit > JSON_BODY_LIMIT and b"authorization" not in headers:
+            # An upload from nobody is refused before it is spooled to disk.
+            await self._refuse(scope, send, limit, status=401)
+            return
         declared = headers.get(b"content-length")
         if declared is not None and not declared.isdigit():
             await self._refuse(scope, send, limit, status=400)
@@ -464,32 +468,36 @@ class BodyLimitMiddleware:
 
     @staticmethod
     async def _refuse(scope: Scope, send: Send, limit: int, *, status: int = 413) -> None:
-        detail = (
-            f"the request body may be at most {limit} bytes"
-            if status == 413
-            else "Content-Length must be a number of bytes"
-        )
+        kind, title, detail = {
+            413: (
+                "too-large",
+                "Payload too large",
+                f"the request body may be at most {limit} bytes",
+            ),
+            400: ("bad-request", "Bad request", "Content-Length must be a number of bytes"),
+            401: (
+                "unauthenticated",
+                "Unauthenticated",
+                "missing bearer token (Authorization: Bearer <jwt>)",
+            ),
+        }[status]
         body = json.dumps(
             {
-                "type": "https://partnerledger.example/problems/"
-                + ("too-large" if status == 413 else "bad-request"),
-                "title": "Payload too large" if status == 413 else "Bad request",
+                "type": f"https://partnerledger.example/problems/{kind}",
+                "title": title,
                 "status": status,
                 "detail": detail,
                 "instance": scope.get("path", ""),
             }
         ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", b"application/problem+json"),
-                    (b"content-length", str(len(body)).encode()),
-                    (b"connection", b"close"),
-                ],
-            }
-        )
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", str(len(body)).encode()),
+            (b"connection", b"close"),
+        ]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer realm="partnerledger"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 
 

@@ -6,6 +6,8 @@ transaction as the events that name them (shared.eventstore.Blob)."""
 from __future__ import annotations
 
 import hashlib
+import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,6 +40,10 @@ from shared.domain import CommandContext, LedgerAggregate, RuleViolation, comman
 from shared.eventstore import Blob, IntegrityError, LedgerApplication
 
 A = TypeVar("A", bound=LedgerAggregate)
+
+#: Simultaneous readers of one document each retry their recorded read until
+#: it is stored (reads commute); enough for a crowd of a few dozen at once.
+READ_ATTEMPTS = 30
 
 
 @dataclass(frozen=True)
@@ -129,11 +135,18 @@ class DocsApplication(LedgerApplication):
         aggregate_id: uuid.UUID,
         act: Callable[[A], object],
     ) -> A:
-        aggregate = self._get(kind, aggregate_id)
-        with command_context(ctx):
-            act(aggregate)
-        self.save_in(ctx, aggregate)
-        return aggregate
+        # Reads are recorded on the same aggregates (R4.5): a command racing a
+        # read is decided again on the newer state rather than refused.
+        for _ in range(3):
+            aggregate = self._get(kind, aggregate_id)
+            with command_context(ctx):
+                act(aggregate)
+            try:
+                self.save_in(ctx, aggregate)
+                return aggregate
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"{kind.__name__} {aggregate_id} keeps changing; try again")
 
     # -- report schedules (R4.3) -----------------------------------------------------------
 
@@ -170,14 +183,26 @@ class DocsApplication(LedgerApplication):
         return schedule, True
 
     def close_schedule(self, ctx: CommandContext, project_id: uuid.UUID, *, reason: str) -> bool:
-        schedule = self.get_schedule(project_id)
-        if schedule is None:
-            return False
-        with command_context(ctx):
-            closed = schedule.close(reason=reason, now=self.clock.now())
-        if closed:
-            self.save_in(ctx, schedule)
-        return closed
+        """Closes the project's schedule; retried when the deadline engine
+        changed it at the same moment (a closure must not be parked)."""
+        for _ in range(5):
+            schedule = self.get_schedule(project_id)
+            if schedule is None:
+                return False
+            with command_context(ctx):
+                closed = schedule.close(
+                    reason=reason,
+                    now=self.clock.now(),
+                    clock_of=self._report_clock(project_id),
+                )
+            if not closed:
+                return False
+            try:
+                self.save_in(ctx, schedule)
+                return True
+            except IntegrityError:
+                continue
+        raise IntegrityError(f"the schedule of project {project_id} keeps changing")
 
     def report_overdue(self, deadline: Deadline) -> uuid.UUID | None:
         kind, _, key = deadline.ref.partition(":")
@@ -325,11 +350,16 @@ class DocsApplication(LedgerApplication):
         report: PeriodStatus | None = None
         notes: list[str] = []
         doc_type = document.doc_type
-        if created and project is not None and doc_type in REPORT_TYPES:
+        if project is not None and doc_type in REPORT_TYPES:
+            # Any version counts while its period is not yet filed: a report
+            # filed before the schedule opened counts once it is re-uploaded.
             kind = REPORT_TYPES[doc_type]  # type: ignore[index]
             schedule = self.get_schedule(project.project_id)
             if schedule is None:
-                notes.append("the project has no report schedule yet (no contract signed)")
+                notes.append(
+                    "the project has no report schedule yet (no contract signed, or not yet"
+                    " received from the partner service): this filing counts for no period"
+                )
             else:
                 report = schedule.file(
                     kind=kind,
@@ -340,7 +370,7 @@ class DocsApplication(LedgerApplication):
                     due=self.report_due,
                     clock_of=self._report_clock(project.project_id),
                 )
-                if report is None:
+                if report is None and created:
                     notes.append(f"no {kind} report of {document.period} is owed by the schedule")
                 else:
                     others.append(schedule)
@@ -406,17 +436,30 @@ class DocsApplication(LedgerApplication):
         may_read_contract: bool,
     ) -> tuple[Document, int, uuid.UUID]:
         """Puts the read on record before any content leaves (R4.5). A refused
-        contract read is saved, then refused (R4.1)."""
-        document = self.get_document(doc_id)
-        with command_context(ctx):
-            record = document.record_read(
-                version=version,
-                reader=ctx.actor.user_id,
-                role=ctx.actor.role,
-                may_read_contract=may_read_contract,
-                now=self.clock.now(),
-            )
-        self.save_in(ctx, document)
+        contract read is saved, then refused (R4.1). Reads commute, so a read
+        racing another read (or a new version) is simply recorded again on the
+        newer state: two people downloading at once both get the content, and
+        no refused attempt goes unrecorded."""
+        for attempt in range(READ_ATTEMPTS):
+            if attempt:
+                # Spread the retries of many simultaneous readers apart.
+                time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311 (not security)
+            document = self.get_document(doc_id)
+            with command_context(ctx):
+                record = document.record_read(
+                    version=version,
+                    reader=ctx.actor.user_id,
+                    role=ctx.actor.role,
+                    may_read_contract=may_read_contract,
+                    now=self.clock.now(),
+                )
+            try:
+                self.save_in(ctx, document)
+                break
+            except IntegrityError:
+                continue
+        else:
+            raise IntegrityError("the document keeps changing; try again")
         if document.is_contract and not may_read_contract:
             raise RuleViolation(
                 "R4.1",
@@ -517,6 +560,10 @@ class DocsApplication(LedgerApplication):
         """Names a filed document as the meeting's minutes (R4.2)."""
         document = self.get_document(doc_id)
         meeting = self.get_meeting(meeting_id)
+        if document.meeting_id is not None and document.meeting_id != meeting_id:
+            raise RuleViolation(
+                "R4.2", f"this document was filed as the minutes of meeting {document.meeting_id}"
+            )
         if document.project_id != meeting.project_id:
             raise RuleViolation("R4.2", "the minutes belong to the meeting's project")
         held_on = self.policy.clock.local_date(meeting.held_at)
@@ -554,18 +601,21 @@ class DocsApplication(LedgerApplication):
         deadline: datetime,
     ) -> Meeting:
         now = self.clock.now()
-        return self._change(
-            ctx,
-            Meeting,
-            meeting_id,
-            lambda m: m.assign_resolution(
+
+        def assign(m: Meeting) -> None:
+            current = m.resolution(resolution_id)["assignments"]
+            m.assign_resolution(
                 resolution_id=resolution_id,
                 owner=owner,
                 deadline=deadline,
                 now=now,
                 owner_clock=deadline_id(RESOLUTION_OWNER, meeting_id, resolution_id),
-            ),
-        )
+                deadline_clock=deadline_id(
+                    RESOLUTION, meeting_id, resolution_ref(resolution_id, current)
+                ),
+            )
+
+        return self._change(ctx, Meeting, meeting_id, assign)
 
     def complete_resolution(
         self,

@@ -143,3 +143,40 @@ async def ensure_may_file(
         return
     where = "the project's staff" if project is not None else "department staff"
     raise await forbidden(request, principal, f"only {where} file its documents (R2.2)", "R2.2")
+
+
+#: SQL condition keeping rows of the projects a PM or specialist works on
+#: (and department rows, whose project_id is NULL); $1/$2-style parameters
+#: are the caller's user id and role, or NULLs for roles that read everything.
+STAFFED = (
+    "({uid}::text IS NULL OR project_id IS NULL OR project_id IN (SELECT p.project_id"
+    " FROM projects p WHERE ({role} = 'project_manager' AND p.project_manager = {uid})"
+    " OR ({role} = 'specialist' AND {uid} = ANY(p.specialists))))"
+)
+
+
+def staff_scope(principal: Principal) -> tuple[str | None, str | None]:
+    """(user id, role) for STAFFED: project staff see their own projects'
+    meetings and schedules (R2.2); the Director, department heads, Finance,
+    the CEO and auditors see all."""
+    if principal.role in (PROJECT_MANAGER, SPECIALIST):
+        return principal.user_id, principal.role
+    return None, None
+
+
+async def ensure_staffed(
+    request: Request, principal: Principal, project_id: uuid.UUID | None, what: str
+) -> None:
+    """A PM or specialist reads the meetings and schedule of projects they
+    work on (department meetings: all staff)."""
+    if principal.role not in (PROJECT_MANAGER, SPECIALIST) or project_id is None:
+        return
+    project = await project_info(request, project_id)
+    if on_staff(principal, project):
+        return
+    raise await forbidden(
+        request,
+        principal,
+        f"{principal.role} {principal.user_id} reads the {what} of their own projects (R2.2)",
+        "R2.2",
+    )

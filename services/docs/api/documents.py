@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import urllib.parse
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from services.docs.api.access import (
     ensure_may_file,
     ensure_may_see,
     forbidden,
+    is_vendor_of,
     manages,
     may_see,
     not_found,
@@ -55,7 +57,9 @@ from shared.http import (
 )
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
-from shared.text import Moment
+from shared.text import Moment, Reason
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=PROBLEM_RESPONSES)
 
@@ -104,6 +108,10 @@ UploadIdempotency = Annotated[IdempotencyKey | None, Depends(upload_idempotency_
 Filer = Annotated[Principal, Depends(require_roles(*STAFF, action="file documents (R4.4)"))]
 Reader = Annotated[
     Principal, Depends(require_roles(*INTERNAL, PARTNER, action="read documents (R4.5)"))
+]
+#: Who read what is the department's own record: not shown to vendors.
+Insider = Annotated[
+    Principal, Depends(require_roles(*INTERNAL, action="read a document's history (R4.5)"))
 ]
 Reviewer = Annotated[
     Principal,
@@ -239,7 +247,10 @@ async def file_document(
     meeting_id: Annotated[
         UUID | None, Form(description="Files these as the meeting's minutes (R4.2)")
     ] = None,
-    note: Annotated[str, Form(max_length=2000)] = "",
+    note: Annotated[
+        Reason | None,
+        Form(description="What changed, for a new version (not for contracts: published)"),
+    ] = None,
 ) -> JSONResponse:
     policy = app.policy.documents
     try:
@@ -252,7 +263,7 @@ async def file_document(
         raise _invalid("period", str(exc)) from None
     project = await _project(request, project_id)
     await ensure_may_file(request, principal, project, kind)
-    file_name = file.filename or ""
+    file_name = _safe_file_name(file.filename or "")  # a browser may send C:\\...\\name.pdf
     try:
         stem = name if name is not None else split_filename(file_name)[0]
         if not stem:
@@ -282,11 +293,20 @@ async def file_document(
         )
     if not content:
         raise _invalid("file", "the file is empty", "R4.5")
+    if kind == CONTRACT:
+        # A contract's name and dates are its published metadata; its file
+        # name and a note could carry its terms onto Kafka (R4.1).
+        if note:
+            raise _invalid(
+                "note", "a contract takes no note: it would be published unencrypted", "R4.1"
+            )
+        extension = split_filename(file_name)[1]
+        file_name = f"{stem}.{extension}" if extension else stem
     upload = Upload(
         content=content,
         media_type=media_type.split(";")[0].strip().lower(),
-        file_name=_safe_file_name(file_name),
-        note=note.strip(),
+        file_name=file_name,
+        note=note or "",
     )
     filed: list[Filing] = []
 
@@ -338,6 +358,10 @@ async def list_documents(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     cursor: Annotated[str | None, Query(max_length=300)] = None,
 ) -> s.DocumentPage:
+    if project_id is not None and principal.role == PARTNER:
+        listed = await project_info(request, project_id)
+        if listed is None or not is_vendor_of(principal, listed):
+            raise await not_found(request, principal, "a partner reads only its own projects")
     canonical = None
     if doc_type is not None:
         try:
@@ -447,24 +471,36 @@ async def _content(
         project is not None and principal.partner_id == str(project.partner_id)
     ):
         raise await not_found(request, principal, "a partner reads only its own projects")
+    may_read_contract = principal.role == DIRECTOR
+    if (
+        version is not None
+        and version > len(document.versions)
+        and (not document.is_contract or may_read_contract)
+    ):
+        raise Problem(
+            404, "Not found", f"the document has versions 1 to {len(document.versions)}",
+            kind="not-found",
+        )  # fmt: skip
     ctx = command_context(request, principal)
     # Contract content: anyone but the Director is refused (403) after the
     # attempt is stored as ContractAccessDenied (R4.1).
-    _, number, content_id = await run_in_threadpool(
+    read, number, content_id = await run_in_threadpool(
         lambda: app.record_read(
-            ctx, document_id, version=version, may_read_contract=principal.role == DIRECTOR
+            ctx, document_id, version=version, may_read_contract=may_read_contract
         )
     )
-    record = document.version_record(number)
+    record = read.version_record(number)
     rt = runtime_of(request)
     try:
         data = await read_content(
-            rt.pool, app.schema, content_id, app.keyring if document.encrypted else None
+            rt.pool, app.schema, content_id, app.keyring if read.encrypted else None
         )
-    except ArchiveError as exc:
+    except ArchiveError:
+        # The details (content and key ids) go to the log, not to the caller.
+        log.exception("content %s of document %s failed verification", content_id, document_id)
         raise Problem(
-            500, "Content unreadable", f"stored content failed verification: {exc}"
-        ) from exc
+            500, "Content unreadable", "the stored content failed verification; it was logged"
+        ) from None
     headers = {
         "ETag": f'"{record["sha256"]}"',
         "X-Content-SHA256": record["sha256"],
@@ -498,7 +534,10 @@ async def review_document(
     idempotency: Idempotency,
     app: App,
 ) -> JSONResponse:
-    _, project = await _document(request, principal, app, document_id)
+    document, project = await _document(request, principal, app, document_id)
+    if document.is_contract and principal.role != DIRECTOR:
+        # Nobody vouches for content they may not read (R4.1).
+        raise await forbidden(request, principal, "only the Director reviews a contract", "R4.1")
     if not manages(principal, project):
         raise await forbidden(
             request, principal, "the Director or the project's manager reviews (R6.1)", "R6.1"
@@ -525,14 +564,22 @@ async def review_document(
     summary="Every read and refused read of the document (R4.5)",
 )
 async def document_reads(
-    document_id: UUID, request: Request, principal: Reader, app: App
+    document_id: UUID,
+    request: Request,
+    principal: Insider,
+    app: App,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+    since: Moment | None = None,
 ) -> list[s.ReadRow]:
     document, project = await _document(request, principal, app, document_id)
     await ensure_may_see(request, principal, project, document.doc_type)
     rows = await runtime_of(request).pool.fetch(
         "SELECT event_id, version, user_id, role, outcome, at FROM document_reads"
-        " WHERE document_id = $1 ORDER BY at, event_id",
+        " WHERE document_id = $1 AND ($2::timestamptz IS NULL OR at > $2)"
+        " ORDER BY at, event_id LIMIT $3",
         document_id,
+        since,
+        limit,
     )
     return [s.ReadRow(**dict(r)) for r in rows]
 
@@ -543,7 +590,7 @@ async def document_reads(
     summary="The document's history as published: filings, versions, reviews, reads (R4.5)",
 )
 async def document_history(
-    document_id: UUID, request: Request, principal: Reader, app: App
+    document_id: UUID, request: Request, principal: Insider, app: App
 ) -> list[EventEnvelope]:
     document, project = await _document(request, principal, app, document_id)
     await ensure_may_see(request, principal, project, document.doc_type)

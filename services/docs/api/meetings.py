@@ -14,7 +14,16 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.docs.api import schemas as s
-from services.docs.api.access import INTERNAL, STAFF, forbidden, on_staff, project_info
+from services.docs.api.access import (
+    INTERNAL,
+    STAFF,
+    STAFFED,
+    ensure_staffed,
+    forbidden,
+    on_staff,
+    project_info,
+    staff_scope,
+)
 from services.docs.api.documents import App, Idempotency, docs_app
 from services.docs.application import DocsApplication
 from services.docs.domain.meeting import Meeting, MeetingKind
@@ -134,6 +143,7 @@ async def list_meetings(
         " AND ($4::timestamptz IS NULL OR held_at >= $4)"
         " AND ($5::timestamptz IS NULL OR held_at < $5)"
         " AND ($6::timestamptz IS NULL OR (held_at, meeting_id) > ($6, $7::uuid))"
+        f" AND {STAFFED.format(uid='$9', role='$10')}"
         " ORDER BY held_at, meeting_id LIMIT $8",
         kind,
         project_id,
@@ -143,6 +153,7 @@ async def list_meetings(
         after_at,
         after_id,
         limit + 1,
+        *staff_scope(principal),
     )
     items = [s.MeetingRow(**dict(r)) for r in rows[:limit]]
     last = items[-1] if len(rows) > limit and items else None
@@ -213,7 +224,9 @@ async def unassigned_resolutions(
 async def get_meeting(
     meeting_id: UUID, request: Request, principal: Reader, app: App
 ) -> s.MeetingView:
-    return s.MeetingView.of(await _meeting(app, meeting_id))
+    meeting = await _meeting(app, meeting_id)
+    await ensure_staffed(request, principal, meeting.project_id, "meetings")
+    return s.MeetingView.of(meeting)
 
 
 @router.get(
@@ -224,7 +237,8 @@ async def get_meeting(
 async def meeting_history(
     meeting_id: UUID, request: Request, principal: Reader, app: App
 ) -> list[EventEnvelope]:
-    await _meeting(app, meeting_id)
+    meeting = await _meeting(app, meeting_id)
+    await ensure_staffed(request, principal, meeting.project_id, "meetings")
     return await run_in_threadpool(app.history, meeting_id)
 
 
@@ -327,6 +341,6 @@ async def complete_resolution(
         idempotency,
         "complete_resolution",
         lambda c: app.complete_resolution(
-            c, meeting_id, resolution_id, note=body.note.strip(), may_close_for_owner=runs
+            c, meeting_id, resolution_id, note=body.note or "", may_close_for_owner=runs
         ),
     )

@@ -10,7 +10,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query, Request
 
 from services.docs.api import schemas as s
-from services.docs.api.access import INTERNAL
+from services.docs.api.access import INTERNAL, STAFFED, ensure_staffed, staff_scope
 from shared.auth import Principal
 from shared.http import decode_cursor, encode_cursor, require_roles, runtime_of
 from shared.problems import PROBLEM_RESPONSES, Problem
@@ -62,6 +62,7 @@ async def list_periods(
         " AND ($6::date IS NULL OR (period_start <= $6 AND period_end >= $6))"
         " AND ($7::timestamptz IS NULL OR (due_at, project_id, kind, period)"
         "  > ($7, $8::uuid, $9::text, $10::text))"
+        f" AND {STAFFED.format(uid='$12', role='$13')}"
         " ORDER BY due_at, project_id, kind, period LIMIT $11",
         project_id,
         kind,
@@ -74,6 +75,7 @@ async def list_periods(
         after[2],
         after[3],
         limit + 1,
+        *staff_scope(principal),
     )
     items = [s.PeriodRow(**dict(r)) for r in rows[:limit]]
     last = items[-1] if len(rows) > limit and items else None
@@ -91,6 +93,7 @@ async def list_periods(
     summary="A project's report schedule: open periods and counts per kind (R4.3)",
 )
 async def get_schedule(project_id: UUID, request: Request, principal: Reader) -> s.ScheduleView:
+    await ensure_staffed(request, principal, project_id, "report schedule")
     pool = runtime_of(request).pool
     row = await pool.fetchrow(
         "SELECT project_id, project_name, project_manager, first_day, state, opened_at,"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from services.docs.application import Filing
 from services.docs.domain.document import Document, ReviewOutcome
 from services.docs.domain.meeting import Meeting, MeetingKind, ResolutionStatus
-from shared.text import LongText, Moment, Name, Reason, UserId
+from shared.text import Moment, Name, Reason, UserId
 
 
 class _In(BaseModel):
@@ -170,7 +170,7 @@ class HoldMeeting(_In):
     title: Name
     held_at: Moment = Field(description="When the meeting ended")
     attendees: list[UserId] = Field(default_factory=list, max_length=200)
-    resolutions: list[LongText] = Field(
+    resolutions: list[Reason] = Field(
         default_factory=list,
         max_length=100,
         description="Resolutions written down at the meeting (R5.5); owners follow within 24 h",
@@ -182,7 +182,7 @@ class FileMinutes(_In):
 
 
 class AddResolution(_In):
-    text: LongText
+    text: Reason
 
 
 class AssignResolution(_In):
@@ -191,7 +191,7 @@ class AssignResolution(_In):
 
 
 class CompleteResolution(_In):
-    note: Annotated[str, Field(max_length=2000)] = ""
+    note: Reason | None = None
 
 
 class ResolutionView(BaseModel):

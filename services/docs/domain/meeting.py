@@ -350,7 +350,11 @@ class Meeting(LedgerAggregate):
         deadline: datetime,
         now: datetime,
         owner_clock: uuid.UUID,
+        deadline_clock: uuid.UUID | None = None,
     ) -> None:
+        """`deadline_clock`: the clock of the current assignment, so a
+        re-assignment after its deadline first records the breach (R3.5): a
+        deadline cannot be moved away from an overdue resolution unseen."""
         state = self.resolution(resolution_id)
         if state["status"] == "done":
             raise RuleViolation("R5.5", f"resolution {resolution_id!r} is completed already")
@@ -361,6 +365,17 @@ class Meeting(LedgerAggregate):
         first = state["assignments"] == 0
         if first and now > self.owners_due_at and state["owner_overdue_event"] is None:
             self.mark_owner_overdue(resolution_id=resolution_id, deadline_id=owner_clock)
+        current = state["assignments"]
+        if (
+            not first
+            and deadline_clock is not None
+            and state["deadline"] is not None
+            and now > state["deadline"]
+            and current not in state["overdue_events"]
+        ):
+            self.mark_resolution_overdue(
+                resolution_id=resolution_id, assignment=current, deadline_id=deadline_clock
+            )
         self.trigger_event(
             self.ResolutionAssigned,
             project_id=self.project_id,

@@ -373,12 +373,37 @@ def _suggested_date(period: Period) -> str:
     return f"{start.year}年{start.month}月"
 
 
+def _parse_registered(raw: str, project_name: str, max_length: int) -> DocumentName:
+    """parse_name, except that a name beginning with the project's registered
+    name as written is not refused for that part: the partner service may
+    register a title with `：`, `/` or over the name length (`ERP系统升级：二期`),
+    and its documents must still be fileable. The rest of the name is held
+    to every rule; the name is a label here, never a path."""
+    try:
+        return parse_name(raw, max_length=max_length)
+    except NameProblem:
+        text = normalise(raw)
+        registered = normalise(project_name)
+        prefix, rest = text[: len(registered)], text[len(registered) :]
+        if not (
+            registered
+            and rest.startswith("-")
+            and project_key(prefix) == project_key(registered)
+            and len(raw) <= _RAW_LENGTH_FACTOR * (max_length + len(registered))
+        ):
+            raise
+        placeholder = parse_name(f"P{rest}", max_length=max_length)
+        return DocumentName(prefix, placeholder.date, placeholder.doc_type)
+
+
 def check_name(
     raw: str, *, project_name: str, doc_type: DocType, period: Period, max_length: int = 120
 ) -> DocumentName:
     """R4.4: `raw` is a well-formed name for this document: its project, its
-    type, and a date overlapping its period (R4.3) whose kind fits the type."""
-    name = parse_name(raw, max_length=max_length)
+    type, and a date lying within its period (R4.3), or for a weekly report
+    the month it falls in, as in the policy's example; the period's kind fits
+    the type."""
+    name = _parse_registered(raw, project_name, max_length)
     if doc_type not in PERIOD_OF_TYPE:
         raise ValueError(f"unknown document type {doc_type!r}; use {_TYPE_LIST}")
     wanted = PERIOD_OF_TYPE[doc_type]
@@ -396,13 +421,17 @@ def check_name(
         raise NameProblem(
             "type", f"The name says {name.doc_type}, but the document is a {doc_type}", doc_type
         )
-    if not name.date.period.overlaps(period):
-        within = name.date.period
+    named = name.date.period
+    inside = period.start <= named.start and named.end <= period.end
+    # The policy's own example names a weekly report by its month
+    # (`XX项目-2026年11月-周报`): a month touching the week is accepted too.
+    month_of_week = period.kind == "week" and named.kind == "month" and named.overlaps(period)
+    if not (inside or month_of_week):
         raise NameProblem(
             "date",
-            f"The date {name.date} ({within.start} to {within.end}) is outside the "
+            f"The date {name.date} ({named.start} to {named.end}) does not lie within the "
             f"document's period {period} ({period.start} to {period.end})",
-            f"a date overlapping {period}, e.g. {_suggested_date(period)}",
+            f"a date within {period}, e.g. {_suggested_date(period)}",
         )
     return name
 

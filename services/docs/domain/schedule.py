@@ -292,8 +292,18 @@ class ReportSchedule(LedgerAggregate):
         self._advance(kind, period, due)
         return event_id
 
-    def close(self, *, reason: str, now: datetime) -> bool:
+    def close(self, *, reason: str, now: datetime, clock_of: ClockOf | None = None) -> bool:
+        """Closes the schedule. An open period whose due time passed before
+        the closure is a breach the deadline engine may not have recorded yet
+        (it was down, or behind): it is recorded first, so closing a project
+        never erases a missed report (R3.5)."""
         if self.closed:
             return False
+        if clock_of is not None:
+            for kind, key in sorted(self.open.items()):
+                state = self.periods[period_ref(kind, key)]
+                if state["status"] == "open" and state["due_at"] < now:
+                    report_kind = next(k for k in REPORT_KINDS if k == kind)
+                    self._overdue(report_kind, key, state["due_at"], clock_of(report_kind, key))
         self.trigger_event(self.Closed, project_id=self.project_id, reason=reason, closed_at=now)
         return True

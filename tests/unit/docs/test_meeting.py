@@ -136,6 +136,7 @@ def _mark_minutes(ctx: Ctx, meeting: Meeting) -> UUID | None:
 
 
 def _assign(ctx: Ctx, meeting: Meeting, resolution_id: str, owner: str, deadline: datetime) -> None:
+    current = meeting.resolution(resolution_id)["assignments"]
     with ctx.as_():
         meeting.assign_resolution(
             resolution_id=resolution_id,
@@ -143,6 +144,7 @@ def _assign(ctx: Ctx, meeting: Meeting, resolution_id: str, owner: str, deadline
             deadline=deadline,
             now=ctx.now(),
             owner_clock=owner_clock(resolution_id),
+            deadline_clock=resolution_clock(resolution_id, current),
         )
 
 
@@ -432,11 +434,15 @@ def test_r5_5_a_reassignment_numbers_the_assignment() -> None:
     _assign(ctx, meeting, "R1", "s2", ctx.now() + timedelta(days=2))
     _assign(ctx, meeting, "R1", "s2", ctx.now() + timedelta(days=4))
     assigned = _events(meeting)
-    assert [(type(e), e.assignment, e.owner, e.on_time) for e in assigned] == [
-        (Meeting.ResolutionAssigned, 1, "s1", True),
-        (Meeting.ResolutionAssigned, 2, "s2", True),
-        (Meeting.ResolutionAssigned, 3, "s2", True),
+    assert [(type(e), e.assignment, e.owner) for e in assigned] == [
+        (Meeting.ResolutionAssigned, 1, "s1"),
+        # R3.5: the first deadline had passed: its breach is recorded before
+        # the resolution gets a new one, so no deadline moves away unseen.
+        (Meeting.ResolutionOverdue, 1, "s1"),
+        (Meeting.ResolutionAssigned, 2, "s2"),
+        (Meeting.ResolutionAssigned, 3, "s2"),
     ]
+    assert all(e.on_time for e in assigned if isinstance(e, Meeting.ResolutionAssigned))
     state = meeting.resolution("R1")
     assert (state["assignments"], state["owner"], state["status"]) == (3, "s2", "open")
 
@@ -582,6 +588,15 @@ class MeetingMachine(RuleBasedStateMachine):
     )
     def assign(self, resolution: str, owner: str, hours: int) -> None:
         deadline = self.ctx.now() + timedelta(hours=hours)
+        before = self.meeting.resolution(resolution)
+        current = before["assignments"]
+        past_deadline = (
+            current > 0
+            and before["status"] == "open"
+            and before["deadline"] is not None
+            and self.ctx.now() > before["deadline"]
+            and current not in before["overdue_events"]
+        )
         try:
             _assign(self.ctx, self.meeting, resolution, owner, deadline)
         except RuleViolation as refused:
@@ -602,9 +617,12 @@ class MeetingMachine(RuleBasedStateMachine):
             isinstance(e, Meeting.ResolutionOwnerOverdue) and e.resolution_id == resolution
             for e in self.log[: -len(events)]
         )
-        expected = (["ResolutionOwnerOverdue"] if late and not owner_overdue_before else []) + [
-            "ResolutionAssigned"
-        ]
+        expected = (
+            (["ResolutionOwnerOverdue"] if late and not owner_overdue_before else [])
+            # R3.5: a re-assignment after the deadline records that breach first.
+            + (["ResolutionOverdue"] if past_deadline else [])
+            + ["ResolutionAssigned"]
+        )
         assert _types(events) == expected
 
     @rule(

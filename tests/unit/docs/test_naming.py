@@ -211,7 +211,8 @@ def test_a_hand_built_name_date_must_say_what_it_means() -> None:
         ("Core  Ops-2026-11-月报", "core ops", "月报", "2026-11"),
         ("X-2026年第四季度-季报", "X", "季报", "2026-Q4"),
         ("X-2026年11月27日-合同", "X", "合同", "2026-11-27"),
-        ("X-2026-11-会议纪要", "X", "会议纪要", "2026-11-27"),
+        ("X-2026-11-27-会议纪要", "X", "会议纪要", "2026-11-27"),
+        ("X-2026年11月-季报", "X", "季报", "2026-Q4"),  # a month within the quarter
     ],
 )
 def test_r4_4_check_name_accepts_the_documents_own_name(
@@ -378,7 +379,33 @@ def test_r4_4_every_well_formed_name_round_trips(
     assert str(name) == normalise(raw)
     assert parse_name(str(name)) == name
     period = Period.of(PERIOD_OF_TYPE[doc_type], name.date.period.start)
-    assert check_name(raw, project_name=project, doc_type=doc_type, period=period) == name
+    named = name.date.period
+    fits = (period.start <= named.start and named.end <= period.end) or (
+        period.kind == "week" and named.kind == "month"
+    )
+    if fits:
+        assert check_name(raw, project_name=project, doc_type=doc_type, period=period) == name
+    else:  # a date coarser than the period does not lie within it (R4.4)
+        with pytest.raises(NameProblem) as refused:
+            check_name(raw, project_name=project, doc_type=doc_type, period=period)
+        assert refused.value.part == "date"
+
+
+def test_r4_4_a_date_must_lie_within_the_period_except_a_weekly_reports_month() -> None:
+    """R4.4: a coarser date than the document's period does not lie within it
+    (a quarter for a month, a month for a day); the policy's own example, a
+    weekly report named by its month, is the one exception."""
+    for raw, doc_type, period in (
+        ("X-2026年第四季度-月报", "月报", "2026-11"),
+        ("X-2026年11月-合同", "合同", "2026-11-27"),
+        ("X-2026-11-会议纪要", "会议纪要", "2026-11-27"),
+    ):
+        with pytest.raises(NameProblem) as refused:
+            check_name(raw, project_name="X", doc_type=doc_type, period=Period.parse(period))
+        assert refused.value.part == "date" and "within" in str(refused.value)
+    assert check_name(
+        "X-2026年11月-周报", project_name="X", doc_type="周报", period=Period.parse("2026-W49")
+    )
 
 
 _NEAR_NAMES = st.text(
@@ -407,3 +434,27 @@ def test_r4_4_split_filename_keeps_the_stem_and_a_short_extension(filename: str)
         assert text.startswith(f"{stem}.") and text[len(stem) + 1 :].lower() == extension
     else:
         assert stem == text
+
+
+def test_r4_4_a_registered_project_name_with_reserved_characters_can_be_filed() -> None:
+    """R4.4: the partner service may register `ERP系统升级：二期` or `A/B测试平台项目`;
+    a name starting with the registered name is accepted for that part, while
+    the rest is held to every rule and another project's name is still refused."""
+    week = Period.parse("2026-W48")
+    name = check_name(
+        "ERP系统升级：二期-2026年11月-周报",
+        project_name="ERP系统升级：二期",
+        doc_type="周报",
+        period=week,
+    )
+    assert (name.project, name.doc_type) == ("ERP系统升级:二期", "周报")
+    day = Period.parse("2026-11-27")
+    assert check_name(
+        "A/B测试平台项目-2026-11-27-会议纪要",
+        project_name="A/B测试平台项目",
+        doc_type="会议纪要",
+        period=day,
+    )
+    for raw in ("A/C测试平台项目-2026-11-27-会议纪要", "A/B测试平台项目-2026-11-27-会议/纪要"):
+        with pytest.raises(NameProblem):
+            check_name(raw, project_name="A/B测试平台项目", doc_type="会议纪要", period=day)

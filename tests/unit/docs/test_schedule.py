@@ -687,3 +687,29 @@ def test_r4_3_r3_5_random_filings_and_deadlines_keep_the_schedule_consistent() -
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
+
+
+def test_r3_5_closing_after_a_missed_due_time_records_that_report_overdue_first() -> None:
+    """R3.5, R4.3: a project closed after a report's due time, before the
+    deadline engine caught it (it was down), still has its ReportOverdue: the
+    closure records it first and only then closes; periods not yet due close
+    without a breach."""
+    ctx = Ctx(local(date(2026, 11, 23)))
+    schedule = _open(ctx, date(2026, 11, 23))
+    _events(schedule)
+    ctx.clock.set(local(date(2026, 11, 28), 9))  # Saturday: W48 was due Friday
+    with ctx.as_(Actor.SYSTEM):
+        assert schedule.close(reason="project closed", now=ctx.now(), clock_of=clock_of)
+    events = _events(schedule)
+    assert [type(e).__name__ for e in events] == ["Overdue", "Closed"]
+    (overdue,) = [e for e in events if isinstance(e, ReportSchedule.Overdue)]
+    assert (overdue.kind, overdue.period) == ("weekly", "2026-W48")
+    assert overdue.deadline_id == clock_of("weekly", "2026-W48")
+    with ctx.as_(Actor.SYSTEM):  # the engine, back later, records nothing more
+        assert (
+            schedule.mark_overdue(
+                kind="weekly", period=week("2026-W48"), deadline_id=overdue.deadline_id, due=due
+            )
+            == overdue.event_id
+        )
+    assert _events(schedule) == []
