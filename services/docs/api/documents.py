@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, Upload
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.formparsers import MultiPartParser
 
 from services.docs.api import schemas as s
 from services.docs.api.access import (
@@ -60,6 +61,11 @@ from shared.problems import PROBLEM_RESPONSES, Problem
 from shared.text import Moment, Reason
 
 log = logging.getLogger(__name__)
+
+# Starlette spools an upload over 1 MiB to a temporary file, in plain: a
+# contract would sit on disk unencrypted (R4.1). The body limit bounds every
+# upload (shared.runtime.BodyLimitMiddleware), so keep them in memory.
+MultiPartParser.spool_max_size = 1024 * 1024 * 1024
 
 router = APIRouter(prefix="/v1/documents", tags=["documents"], responses=PROBLEM_RESPONSES)
 
