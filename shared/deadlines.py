@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Any, Final
 
 import asyncpg
 
@@ -111,6 +111,19 @@ async def mark_overdue(
         deadline_id(kind, aggregate_id, ref),
         event_id,
         at,
+    )
+
+
+async def missed(conn: DbConn, event: Any) -> None:
+    """Projection handler of an `...Overdue` event that names its clock
+    (`deadline_id`): the clock is closed as overdue by that event, whether
+    the engine fired it or a late step recorded the breach itself."""
+    await conn.execute(
+        "UPDATE deadlines SET status = 'overdue', overdue_event_id = $2,"
+        " closed_at = coalesce(closed_at, $3) WHERE id = $1",
+        event.deadline_id,
+        event.event_id,
+        event.timestamp,
     )
 
 

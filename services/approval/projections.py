@@ -350,15 +350,6 @@ def deadline_handlers(policy: Policy) -> Mapping[str, ProjectionHandler]:
             APPROVAL_STEP,
         )
 
-    async def missed(conn: DbConn, event: Any) -> None:
-        await conn.execute(
-            "UPDATE deadlines SET status = 'overdue', overdue_event_id = $2,"
-            " closed_at = coalesce(closed_at, $3) WHERE id = $1",
-            event.deadline_id,
-            event.event_id,
-            event.timestamp,
-        )
-
     async def emergency_recorded(conn: DbConn, event: Any) -> None:
         await deadlines.start(
             conn,
@@ -378,8 +369,8 @@ def deadline_handlers(policy: Policy) -> Mapping[str, ProjectionHandler]:
         "ApprovalReturned": decided,
         "ProcurementRejected": ended,
         "DirectorDecisionRejected": ended,
-        "ApprovalStepOverdue": missed,
+        "ApprovalStepOverdue": deadlines.missed,
         "EmergencyActionRecorded": emergency_recorded,
         "EmergencyExplanationFiled": explained,
-        "EmergencyExplanationOverdue": missed,
+        "EmergencyExplanationOverdue": deadlines.missed,
     }

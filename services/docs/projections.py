@@ -492,16 +492,6 @@ def _ref(event: Any) -> str:
     return f"{event.kind}:{event.period}"
 
 
-async def _missed(conn: DbConn, event: Any) -> None:
-    await conn.execute(
-        "UPDATE deadlines SET status = 'overdue', overdue_event_id = $2,"
-        " closed_at = coalesce(closed_at, $3) WHERE id = $1",
-        event.deadline_id,
-        event.event_id,
-        event.timestamp,
-    )
-
-
 async def _period_opened(conn: DbConn, event: Any) -> None:
     await deadlines.start(
         conn,
@@ -592,14 +582,14 @@ def deadline_handlers(policy: Policy) -> Mapping[str, ProjectionHandler]:
         "ReportPeriodOpened": _period_opened,
         "ReportFiled": _report_filed,
         "ReportFiledLate": _report_filed,
-        "ReportOverdue": _missed,
+        "ReportOverdue": deadlines.missed,
         "ReportScheduleClosed": _schedule_closed,
         "MeetingHeld": _meeting_held,
         "MinutesFiled": _minutes_filed,
-        "MinutesOverdue": _missed,
+        "MinutesOverdue": deadlines.missed,
         "ResolutionRecorded": _resolution_recorded,
         "ResolutionAssigned": _resolution_assigned,
-        "ResolutionOwnerOverdue": _missed,
+        "ResolutionOwnerOverdue": deadlines.missed,
         "ResolutionCompleted": _resolution_completed,
-        "ResolutionOverdue": _missed,
+        "ResolutionOverdue": deadlines.missed,
     }
