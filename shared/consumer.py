@@ -32,14 +32,14 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from opentelemetry import trace
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from shared import kafka
 from shared.db import DbConn, quote_ident
@@ -61,6 +61,22 @@ Handler = Callable[[DbConn, EventEnvelope], Awaitable[None]]
 
 class PoisonEvent(Exception):
     """Raised by a handler for an event it can never apply (parks it)."""
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def read_payload(event: EventEnvelope, model: type[M]) -> M:
+    """The part of an event's payload a consumer reads (its tolerant reader
+    model, held against the producer's schema by the contract test). An
+    unknown schema version or a payload that does not fit fails the same way
+    on every delivery: the event is parked, never retried forever."""
+    if event.schema_version != 1:
+        raise PoisonEvent(f"{event.event_type} v{event.schema_version} is not understood")
+    try:
+        return model.model_validate(event.payload)
+    except ValidationError as exc:
+        raise PoisonEvent(f"{event.event_type} payload does not match its contract: {exc}") from exc
 
 
 @dataclass(frozen=True)

@@ -266,9 +266,7 @@ class LedgerApplication(Application[UUID]):
         and returns the id `record` gives; `record` is idempotent, so a racing
         change of the aggregate makes it load again and decide afresh."""
         for _ in range(3):
-            aggregate: object = self.repository.get(aggregate_id)
-            if not isinstance(aggregate, kind):
-                raise AggregateNotFoundError(aggregate_id)
+            aggregate = self.get_as(kind, aggregate_id)
             ctx = self.system_context(causation_id=cause)
             with command_context(ctx):
                 event_id = record(aggregate)
@@ -280,6 +278,29 @@ class LedgerApplication(Application[UUID]):
             except IntegrityError:
                 continue
         raise RuntimeError(f"{kind.__name__} {aggregate_id} keeps changing")
+
+    def reacting_to(self, event: EventEnvelope) -> CommandContext:
+        """For what this service records in reaction to another service's
+        event: the person who acted there is the actor, in the same flow."""
+        return self.context(
+            Actor(user_id=event.actor.user_id, role=event.actor.role),
+            correlation_id=event.correlation_id,
+            causation_id=event.event_id,
+        )
+
+    def get_as(self, kind: type[A], aggregate_id: UUID) -> A:
+        """The aggregate, if it is of this kind (else not found: an id of
+        another kind of aggregate is no such resource here)."""
+        aggregate: object = self.repository.get(aggregate_id)
+        if not isinstance(aggregate, kind):
+            raise AggregateNotFoundError(aggregate_id)
+        return aggregate
+
+    def find_as(self, kind: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            return self.get_as(kind, aggregate_id)
+        except AggregateNotFoundError:
+            return None
 
     def system_context(
         self, *, causation_id: UUID | None = None, correlation_id: UUID | None = None

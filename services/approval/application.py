@@ -45,23 +45,14 @@ class ApprovalApplication(LedgerApplication):
     def _due(self, step: Step, opened_at: datetime) -> datetime:
         return self.policy.approval_step_due(step, opened_at)
 
-    def _get(self, kind: type[A], aggregate_id: uuid.UUID) -> A:
-        aggregate: object = self.repository.get(aggregate_id)
-        if not isinstance(aggregate, kind):
-            raise AggregateNotFoundError(aggregate_id)
-        return aggregate
-
     def get_request(self, request_id: uuid.UUID) -> ApprovalRequest:
-        return self._get(ApprovalRequest, request_id)
+        return self.get_as(ApprovalRequest, request_id)
 
     def get_emergency(self, action_id: uuid.UUID) -> EmergencyAction:
-        return self._get(EmergencyAction, action_id)
+        return self.get_as(EmergencyAction, action_id)
 
     def get_delegations(self, delegator: str) -> Delegations | None:
-        try:
-            return self._get(Delegations, delegations_id(delegator))
-        except AggregateNotFoundError:
-            return None
+        return self.find_as(Delegations, delegations_id(delegator))
 
     def _change(
         self,
@@ -70,7 +61,7 @@ class ApprovalApplication(LedgerApplication):
         aggregate_id: uuid.UUID,
         act: Callable[[A], object],
     ) -> A:
-        aggregate = self._get(kind, aggregate_id)
+        aggregate = self.get_as(kind, aggregate_id)
         with command_context(ctx):
             act(aggregate)
         self.save_in(ctx, aggregate)

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from eventsourcing.application import AggregateNotFoundError
-
 from services.docs.archive import KeyRing, plain, seal
 from services.docs.domain.document import CONTRACT, Document, ReviewOutcome, document_id
 from services.docs.domain.meeting import (
@@ -94,26 +92,14 @@ class DocsApplication(LedgerApplication):
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _get(self, kind: type[A], aggregate_id: uuid.UUID) -> A:
-        aggregate: object = self.repository.get(aggregate_id)
-        if not isinstance(aggregate, kind):
-            raise AggregateNotFoundError(aggregate_id)
-        return aggregate
-
-    def _find(self, kind: type[A], aggregate_id: uuid.UUID) -> A | None:
-        try:
-            return self._get(kind, aggregate_id)
-        except AggregateNotFoundError:
-            return None
-
     def get_document(self, doc_id: uuid.UUID) -> Document:
-        return self._get(Document, doc_id)
+        return self.get_as(Document, doc_id)
 
     def get_meeting(self, meeting_id: uuid.UUID) -> Meeting:
-        return self._get(Meeting, meeting_id)
+        return self.get_as(Meeting, meeting_id)
 
     def get_schedule(self, project_id: uuid.UUID) -> ReportSchedule | None:
-        return self._find(ReportSchedule, schedule_id(project_id))
+        return self.find_as(ReportSchedule, schedule_id(project_id))
 
     def report_due(self, kind: ReportKind, period: Period) -> datetime:
         return report_due_at(self.policy, kind, period)
@@ -138,7 +124,7 @@ class DocsApplication(LedgerApplication):
         # Reads are recorded on the same aggregates (R4.5): a command racing a
         # read is decided again on the newer state rather than refused.
         for _ in range(3):
-            aggregate = self._get(kind, aggregate_id)
+            aggregate = self.get_as(kind, aggregate_id)
             with command_context(ctx):
                 act(aggregate)
             try:
@@ -263,7 +249,7 @@ class DocsApplication(LedgerApplication):
             # Loaded afresh on every try: a retry after a conflict must not
             # see the previous try's unsaved minutes as filed.
             meeting = self.get_meeting(meeting_id) if meeting_id is not None else None
-            document = self._find(Document, doc_id)
+            document = self.find_as(Document, doc_id)
             created = document is None
             with command_context(ctx):
                 if document is None:

@@ -12,23 +12,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from services.approval.application import ApprovalApplication
 from services.approval.consumers.contracts import (
     DirectorDecisionRequestedV1,
     ProcurementApprovalRequestedV1,
 )
-from shared.consumer import Handler, PoisonEvent, Subscription
+from shared.consumer import Handler, PoisonEvent, Subscription, read_payload
 from shared.db import DbConn
-from shared.domain import Actor, CommandContext, RuleViolation
+from shared.domain import RuleViolation
 from shared.envelope import EventEnvelope
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 
 DECISION_TITLES = {
     "budget_increase": "Budget increase",
@@ -37,31 +33,13 @@ DECISION_TITLES = {
 }
 
 
-def _read(event: EventEnvelope, model: type[M]) -> M:
-    if event.schema_version != 1:
-        raise PoisonEvent(f"{event.event_type} v{event.schema_version} is not understood")
-    try:
-        return model.model_validate(event.payload)
-    except ValidationError as exc:
-        raise PoisonEvent(f"{event.event_type} payload does not match its contract: {exc}") from exc
-
-
-def _context(app: ApprovalApplication, event: EventEnvelope) -> CommandContext:
-    """The requester acted in the partner service; this service records it as a consequence."""
-    return app.context(
-        Actor(user_id=event.actor.user_id, role=event.actor.role),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
-    )
-
-
 def request_subscription(app: ApprovalApplication) -> Subscription:
     async def procurement_requested(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ProcurementApprovalRequestedV1)
+        p = read_payload(event, ProcurementApprovalRequestedV1)
         try:
             _, opened = await asyncio.to_thread(
                 lambda: app.open_request(
-                    _context(app, event),
+                    app.reacting_to(event),
                     request_id=p.request_id,
                     kind="procurement",
                     project_id=event.aggregate_id,
@@ -80,12 +58,12 @@ def request_subscription(app: ApprovalApplication) -> Subscription:
             log.info("approval request %s exists already (seen before)", p.request_id)
 
     async def decision_requested(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, DirectorDecisionRequestedV1)
+        p = read_payload(event, DirectorDecisionRequestedV1)
         title = DECISION_TITLES[p.kind]
         try:
             _, opened = await asyncio.to_thread(
                 lambda: app.open_request(
-                    _context(app, event),
+                    app.reacting_to(event),
                     request_id=p.decision_id,
                     kind=p.kind,
                     project_id=event.aggregate_id,

@@ -18,9 +18,6 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import date
-from typing import TypeVar
-
-from pydantic import BaseModel, ValidationError
 
 from services.docs.application import DocsApplication
 from services.docs.consumers.contracts import (
@@ -33,29 +30,10 @@ from services.docs.consumers.contracts import (
     ReviewHeldV1,
 )
 from services.docs.domain.meeting import MeetingKind
-from shared.consumer import Handler, PoisonEvent, Subscription
+from shared.consumer import Handler, PoisonEvent, Subscription, read_payload
 from shared.db import DbConn
-from shared.domain import Actor, CommandContext, RuleViolation
+from shared.domain import RuleViolation
 from shared.envelope import EventEnvelope
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _read(event: EventEnvelope, model: type[M]) -> M:
-    if event.schema_version != 1:
-        raise PoisonEvent(f"{event.event_type} v{event.schema_version} is not understood")
-    try:
-        return model.model_validate(event.payload)
-    except ValidationError as exc:
-        raise PoisonEvent(f"{event.event_type} payload does not match its contract: {exc}") from exc
-
-
-def _context(app: DocsApplication, event: EventEnvelope) -> CommandContext:
-    return app.context(
-        Actor(user_id=event.actor.user_id, role=event.actor.role),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
-    )
 
 
 async def _project(conn: DbConn, project_id: uuid.UUID) -> tuple[str, str] | None:
@@ -67,7 +45,7 @@ async def _project(conn: DbConn, project_id: uuid.UUID) -> tuple[str, str] | Non
 
 def project_subscription(app: DocsApplication) -> Subscription:
     async def created(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ProjectCreatedV1)
+        p = read_payload(event, ProjectCreatedV1)
         await conn.execute(
             "INSERT INTO projects (project_id, name, partner_id, project_manager, specialists,"
             " status, updated_at) VALUES ($1, $2, $3, $4, $5, 'planned', $6)"
@@ -81,7 +59,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
         )
 
     async def signed(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ContractSignedV1)
+        p = read_payload(event, ContractSignedV1)
         await conn.execute(
             "UPDATE projects SET status = 'contracted', contract_number = $2, signed_on = $3,"
             " starts_on = $4, ends_on = $5, updated_at = $6 WHERE project_id = $1",
@@ -100,7 +78,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
         try:
             await asyncio.to_thread(
                 lambda: app.open_schedule(
-                    _context(app, event),
+                    app.reacting_to(event),
                     project_id=event.aggregate_id,
                     project_name=name,
                     project_manager=manager,
@@ -111,7 +89,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
             raise PoisonEvent(f"the report schedule cannot be opened: {exc}") from exc
 
     async def renewed(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ContractRenewedV1)
+        p = read_payload(event, ContractRenewedV1)
         await conn.execute(
             "UPDATE projects SET ends_on = $2, updated_at = $3 WHERE project_id = $1",
             event.aggregate_id,
@@ -120,7 +98,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
         )
 
     async def closed(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ProjectClosedV1)
+        p = read_payload(event, ProjectClosedV1)
         await conn.execute(
             "UPDATE projects SET status = 'closed', closed_at = $2, updated_at = $2"
             " WHERE project_id = $1",
@@ -129,7 +107,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
         )
         await asyncio.to_thread(
             lambda: app.close_schedule(
-                _context(app, event),
+                app.reacting_to(event),
                 event.aggregate_id,
                 reason=f"project closed ({p.outcome}): {p.reason}",
             )
@@ -144,7 +122,7 @@ def project_subscription(app: DocsApplication) -> Subscription:
             try:
                 await asyncio.to_thread(
                     lambda: app.record_project_meeting(
-                        _context(app, event),
+                        app.reacting_to(event),
                         source_event_id=event.event_id,
                         kind=kind,
                         project_id=event.aggregate_id,
@@ -164,12 +142,14 @@ def project_subscription(app: DocsApplication) -> Subscription:
         "ContractSigned": signed,
         "ContractRenewed": renewed,
         "ProjectClosed": closed,
-        "KickoffHeld": meeting("kickoff", "启动会", lambda e: _read(e, KickoffHeldV1).held_on),
+        "KickoffHeld": meeting(
+            "kickoff", "启动会", lambda e: read_payload(e, KickoffHeldV1).held_on
+        ),
         "ReviewHeld": meeting(
-            "midterm_review", "中期评审", lambda e: _read(e, ReviewHeldV1).held_on
+            "midterm_review", "中期评审", lambda e: read_payload(e, ReviewHeldV1).held_on
         ),
         "FinalAcceptanceRecorded": meeting(
-            "acceptance", "验收", lambda e: _read(e, FinalAcceptanceRecordedV1).accepted_on
+            "acceptance", "验收", lambda e: read_payload(e, FinalAcceptanceRecordedV1).accepted_on
         ),
     }
     return Subscription(source="partner", handlers=handlers)

@@ -13,11 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from pydantic import BaseModel
 
 from services.partner.application import PartnerApplication
 from services.partner.consumers.contracts import (
@@ -26,30 +24,12 @@ from services.partner.consumers.contracts import (
     ProcurementApprovedV1,
     ProcurementRejectedV1,
 )
-from shared.consumer import Handler, PoisonEvent, Subscription
+from shared.consumer import Handler, Subscription, read_payload
 from shared.db import DbConn
-from shared.domain import Actor, CommandContext
+from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 
 log = logging.getLogger(__name__)
-
-M = TypeVar("M", bound=BaseModel)
-
-
-def _read(event: EventEnvelope, model: type[M]) -> M:
-    if event.schema_version != 1:
-        raise PoisonEvent(f"{event.event_type} v{event.schema_version} is not understood")
-    return model.model_validate(event.payload)
-
-
-def _context(app: PartnerApplication, event: EventEnvelope) -> CommandContext:
-    """The approver acted; this service records it as a consequence."""
-    ctx = app.context(
-        Actor(user_id=event.actor.user_id, role=event.actor.role),
-        correlation_id=event.correlation_id,
-        causation_id=event.event_id,
-    )
-    return ctx
 
 
 def approval_subscription(app: PartnerApplication) -> Subscription:
@@ -61,7 +41,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
         if project_id is None:
             return
         try:
-            moved = await asyncio.to_thread(command, _context(app, event), project_id)
+            moved = await asyncio.to_thread(command, app.reacting_to(event), project_id)
         except AggregateNotFoundError:
             log.info("%s %s is for no project of ours; passed by", event.event_type, project_id)
             return
@@ -69,7 +49,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
             log.info("%s %s changed nothing (seen before)", event.event_type, event.event_id)
 
     async def approved(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ProcurementApprovedV1)
+        p = read_payload(event, ProcurementApprovedV1)
         await react(
             event,
             p.project_id,
@@ -84,7 +64,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
         )
 
     async def rejected(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, ProcurementRejectedV1)
+        p = read_payload(event, ProcurementRejectedV1)
         await react(
             event,
             p.project_id,
@@ -100,7 +80,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
         )
 
     async def decision_approved(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, DirectorDecisionApprovedV1)
+        p = read_payload(event, DirectorDecisionApprovedV1)
         await react(
             event,
             p.project_id,
@@ -110,7 +90,7 @@ def approval_subscription(app: PartnerApplication) -> Subscription:
         )
 
     async def decision_rejected(conn: DbConn, event: EventEnvelope) -> None:
-        p = _read(event, DirectorDecisionRejectedV1)
+        p = read_payload(event, DirectorDecisionRejectedV1)
         await react(
             event,
             p.project_id,
