@@ -78,7 +78,8 @@ async def test_simultaneous_reads_all_succeed_and_are_all_on_record_R4_5_R4_1(
 async def test_meetings_and_schedules_are_read_by_the_projects_staff_R2_2(api: DocsApi) -> None:
     """R2.2: another project's PM or specialist gets 403 (recorded) for its
     schedule and its meetings, and does not see them listed; its own staff,
-    the Director and the auditor do; department meetings are read by all staff."""
+    the Director and the auditor do; department meetings are read by all staff;
+    the list of resolutions without an owner is scoped the same way."""
     project = await api.project(signed_on=date(2026, 11, 16))
     await api.deliver(api.kickoff_held(project, date(2026, 11, 20)))
     department = await api.ok(
@@ -111,6 +112,16 @@ async def test_meetings_and_schedules_are_read_by_the_projects_staff_R2_2(api: D
         await api.ok("GET", f"/v1/meetings/{department['id']}", outsider)
     denials = await api.svc.runtime.pool.fetch("SELECT status FROM access_denials")
     assert [d["status"] for d in denials] == [403] * 4
+
+    # Resolutions without an owner: the project's staff see its own, others not.
+    await api.ok(
+        "POST", f"/v1/meetings/{kickoff[0]['id']}/resolutions", api.pm, {"text": "补充监控方案"}
+    )
+    await api.settle()
+    mine = await api.ok("GET", "/v1/meetings/resolutions/unassigned", api.pm)
+    assert [r["meeting_id"] for r in mine] == [kickoff[0]["id"]]
+    assert await api.ok("GET", "/v1/meetings/resolutions/unassigned", api.other_pm) == []
+    assert len(await api.ok("GET", "/v1/meetings/resolutions/unassigned", api.auditor)) == 1
 
 
 async def test_uploads_without_a_token_and_notes_with_a_nul_are_refused_R4_5(

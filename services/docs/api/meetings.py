@@ -175,23 +175,29 @@ async def owner_resolutions(
     limit: Annotated[int, Query(ge=1, le=500)] = 200,
 ) -> s.OwnerResolutions:
     who = owner or principal.user_id
+    # One's own resolutions, wherever they are; another owner's only on the
+    # caller's projects (R2.2).
+    scope = (None, None) if who == principal.user_id else staff_scope(principal)
     pool = runtime_of(request).pool
     rows = await pool.fetch(
         "SELECT meeting_id, resolution_id, project_id, text, owner, deadline, status,"
         " owner_due_at, owner_overdue, overdue, completed_at, on_time FROM resolution_view"
         " WHERE owner = $1 AND ($2::text IS NULL OR status = $2)"
         " AND ($3::boolean IS NULL OR overdue = $3)"
+        f" AND {STAFFED.format(uid='$5', role='$6')}"
         " ORDER BY status = 'done', overdue DESC, deadline, meeting_id, resolution_id LIMIT $4",
         who,
         status,
         overdue,
         limit,
+        *scope,
     )
     counts = await pool.fetchrow(
         "SELECT count(*) FILTER (WHERE status = 'open') AS open,"
         " count(*) FILTER (WHERE status = 'open' AND overdue) AS overdue"
-        " FROM resolution_view WHERE owner = $1",
+        f" FROM resolution_view WHERE owner = $1 AND {STAFFED.format(uid='$2', role='$3')}",
         who,
+        *scope,
     )
     return s.OwnerResolutions(
         owner=who,
@@ -214,8 +220,10 @@ async def unassigned_resolutions(
     rows = await runtime_of(request).pool.fetch(
         "SELECT meeting_id, resolution_id, project_id, text, owner, deadline, status,"
         " owner_due_at, owner_overdue, overdue, completed_at, on_time FROM resolution_view"
-        " WHERE status = 'unassigned' ORDER BY owner_due_at, meeting_id, resolution_id LIMIT $1",
+        f" WHERE status = 'unassigned' AND {STAFFED.format(uid='$2', role='$3')}"
+        " ORDER BY owner_due_at, meeting_id, resolution_id LIMIT $1",
         limit,
+        *staff_scope(principal),
     )
     return [s.ResolutionRow(**dict(r)) for r in rows]
 
