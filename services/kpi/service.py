@@ -2,18 +2,44 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from services.kpi.api.routes import router
-from services.kpi.application import KpiApplication
+from services.kpi.api.staff import router as staff
+from services.kpi.application import TRAINING_YEAR, KpiApplication
 from services.kpi.consumers.partners import PARTNER_EVENTS
 from services.kpi.projections import MIGRATIONS
-from shared.runtime import ConsumerSpec, ServiceSpec
+from services.kpi.staff_projections import MIGRATIONS as STAFF_MIGRATIONS
+from services.kpi.staff_projections import deadline_handlers, view_handlers
+from shared.deadlines import OverdueHandler
+from shared.eventstore import LedgerApplication
+from shared.runtime import ConsumerSpec, ProjectorSpec, ServiceSpec
+
+
+def _app(app: LedgerApplication) -> KpiApplication:
+    assert isinstance(app, KpiApplication)
+    return app
+
+
+OVERDUE: Final[dict[str, OverdueHandler]] = {
+    TRAINING_YEAR: lambda app, d: _app(app).close_training_year(d),
+}
 
 SPEC = ServiceSpec(
     name="kpi",
     title="Partner Ledger - KPI service",
-    description="KPI projections (R6.1, R3.5, R1.2) built from every topic.",
+    description=(
+        "KPI projections (R6.1, R3.5, R1.2) built from every topic, and the department's"
+        " staff directory (R2.2, R2.3): roles, reporting line, promotions, rotations and"
+        " trainings against the yearly target. Publishes `kpi.events`."
+    ),
     application=KpiApplication,
-    routers=[router],
-    migrations=MIGRATIONS,
+    routers=[router, staff],
+    migrations=(*MIGRATIONS, *STAFF_MIGRATIONS),
     consumers=[ConsumerSpec(name="projections", subscriptions=lambda rt: [PARTNER_EVENTS])],
+    projectors=[
+        ProjectorSpec(name="staff", handlers=view_handlers),
+        ProjectorSpec(name="deadlines", handlers=deadline_handlers),
+    ],
+    overdue=OVERDUE,
 )
