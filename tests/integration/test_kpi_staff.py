@@ -36,7 +36,7 @@ from services.kpi.service import SPEC as KPI
 from shared.clock import ManualClock
 from shared.deadlines import deadline_id
 from shared.settings import Settings
-from tests.support.apps import RunningService, running
+from tests.support.apps import RunningService, fire, running, settle
 from tests.support.auth import auth
 
 pytestmark = pytest.mark.integration
@@ -163,20 +163,10 @@ class StaffApi:
         return [dict(r) for r in await self.svc.runtime.pool.fetch(sql, *args)]
 
     async def settle(self) -> None:
-        for projector in self.svc.runtime.projectors:
-            await projector.catch_up()
+        await settle(self.svc)
 
     async def fire(self) -> int:
-        await self.settle()
-        engine = self.svc.runtime.deadlines
-        assert engine is not None
-        fired = 0
-        while True:
-            n = await engine.fire_due()
-            await self.settle()
-            if not n:
-                return fired
-            fired += n
+        return await fire(self.svc)
 
     async def fire_at(self, moment: datetime) -> int:
         """Moves the clock to `moment` and records what it made overdue."""

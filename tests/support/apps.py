@@ -46,3 +46,23 @@ async def running(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield RunningService(app, client)
+
+
+async def settle(svc: RunningService) -> None:
+    """Every stored event applied to the service's local projections."""
+    for projector in svc.runtime.projectors:
+        await projector.catch_up()
+
+
+async def fire(svc: RunningService) -> int:
+    """Records what the service's clock has made overdue, until nothing more
+    is due (a closed clock may start the next), projections applied between."""
+    await settle(svc)
+    engine = svc.runtime.deadlines
+    assert engine is not None
+    fired = 0
+    while n := await engine.fire_due():
+        await settle(svc)
+        fired += n
+    await settle(svc)
+    return fired

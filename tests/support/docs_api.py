@@ -15,7 +15,7 @@ from services.docs.domain.schedule import schedule_id
 from shared.clock import ManualClock
 from shared.envelope import ActorRef, EventEnvelope
 from shared.settings import Settings
-from tests.support.apps import RunningService
+from tests.support.apps import RunningService, fire, settle
 from tests.support.auth import auth
 
 SHANGHAI = timedelta(hours=8)
@@ -276,20 +276,10 @@ class DocsApi:
     # -- time ---------------------------------------------------------------------------------
 
     async def settle(self) -> None:
-        for projector in self.svc.runtime.projectors:
-            await projector.catch_up()
+        await settle(self.svc)
 
     async def fire(self) -> int:
-        await self.settle()
-        engine = self.svc.runtime.deadlines
-        assert engine is not None
-        fired = 0
-        while True:
-            n = await engine.fire_due()
-            await self.settle()
-            if not n:
-                return fired
-            fired += n
+        return await fire(self.svc)
 
     async def fire_at(self, moment: datetime) -> int:
         """Moves the clock to `moment` and records what it made overdue."""
