@@ -19,6 +19,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
@@ -254,3 +255,30 @@ def _respond(
         headers[REPLAYED_HEADER] = "true"
     body: Any = render(aggregate).model_dump(mode="json")
     return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def command(
+    request: Request,
+    principal: Principal,
+    idempotency: IdempotencyKey | None,
+    name: str,
+    execute: Callable[[CommandContext], A],
+    render: Callable[[A], BaseModel],
+    *,
+    status: int = 200,
+    location: Callable[[A], str] | None = None,
+) -> JSONResponse:
+    """A route's command: its context from the request, run once per
+    Idempotency-Key (`run_command`) off the event loop, since the event store
+    is synchronous."""
+    ctx = command_context(request, principal, idempotency)
+    return await run_in_threadpool(
+        run_command,
+        runtime_of(request).application,
+        ctx,
+        name,
+        execute,
+        render,
+        status=status,
+        location=location,
+    )

@@ -16,7 +16,6 @@ from eventsourcing.persistence import IntegrityError
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
 from services.approval.api import schemas as s
 from services.approval.application import ApprovalApplication
@@ -34,6 +33,7 @@ from shared.auth import (
 from shared.domain import CommandContext, LedgerAggregate, RuleViolation
 from shared.envelope import EventEnvelope
 from shared.http import (
+    command,
     command_context,
     encode_cursor,
     idempotency_key,
@@ -88,31 +88,6 @@ async def denied(request: Request, principal: Principal, reason: str) -> Problem
     """The 403 to raise, once the denial is on record (DESIGN.md section 5)."""
     await record_denial(request, principal, 403, reason)
     return Problem(403, "Forbidden", reason, kind="forbidden")
-
-
-async def command(
-    request: Request,
-    principal: Principal,
-    idempotency: IdempotencyKey | None,
-    name: str,
-    execute: Callable[[CommandContext], A],
-    render: Callable[[A], BaseModel],
-    *,
-    status: int = 200,
-    location: Callable[[A], str] | None = None,
-) -> JSONResponse:
-    """Runs a command once per Idempotency-Key, policy refusals on record."""
-    ctx = command_context(request, principal, idempotency)
-    return await run_in_threadpool(
-        run_command,
-        approval_app(request),
-        ctx,
-        name,
-        execute,
-        render,
-        status=status,
-        location=location,
-    )
 
 
 # -- opening --------------------------------------------------------------------------------

@@ -12,11 +12,12 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from services.approval.api import schemas as s
-from services.approval.api.approvals import App, Idempotency, approval_app, command, denied
+from services.approval.api.approvals import App, Idempotency, approval_app, denied
 from services.approval.domain.emergency import EmergencyState
 from shared.auth import AUDITOR, DIRECTOR, PROJECT_MANAGER, Principal
 from shared.envelope import EventEnvelope
 from shared.http import (
+    command,
     encode_cursor,
     require_roles,
     runtime_of,

@@ -48,11 +48,11 @@ from shared.envelope import EventEnvelope
 from shared.http import (
     IDEMPOTENCY_HEADER,
     Authenticated,
+    command,
     command_context,
     encode_cursor,
     idempotency_key,
     require_roles,
-    run_command,
     runtime_of,
     time_id_cursor,
 )
@@ -200,11 +200,10 @@ async def _command(
     *,
     status: int = 200,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await run_in_threadpool(
-        run_command,
-        docs_app(request),
-        ctx,
+    return await command(
+        request,
+        principal,
+        idempotency,
         name,
         execute,
         render,

@@ -24,17 +24,16 @@ from services.docs.api.access import (
     project_info,
     staff_scope,
 )
-from services.docs.api.documents import App, Idempotency, docs_app
+from services.docs.api.documents import App, Idempotency
 from services.docs.application import DocsApplication
 from services.docs.domain.meeting import Meeting, MeetingKind
 from shared.auth import DIRECTOR, PROJECT_MANAGER, Principal
 from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
-    command_context,
+    command,
     encode_cursor,
     require_roles,
-    run_command,
     runtime_of,
     time_id_cursor,
 )
@@ -62,11 +61,10 @@ async def _command(
     *,
     status: int = 200,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await run_in_threadpool(
-        run_command,
-        docs_app(request),
-        ctx,
+    return await command(
+        request,
+        principal,
+        idempotency,
         name,
         execute,
         s.MeetingView.of,

@@ -25,7 +25,12 @@ from services.kpi.domain.staff import (
 )
 from shared.auth import AUDITOR, CEO, DEPARTMENT, DEPT_HEAD, DIRECTOR, FINANCE, Principal
 from shared.domain import CommandContext
-from shared.http import command_context, idempotency_key, require_roles, run_command, runtime_of
+from shared.http import (
+    command,
+    idempotency_key,
+    require_roles,
+    runtime_of,
+)
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
 from shared.text import Label, Reason, UserId
@@ -187,15 +192,8 @@ async def _command(
     *,
     status: int = 200,
 ) -> JSONResponse:
-    ctx = command_context(request, principal, idempotency)
-    return await run_in_threadpool(
-        run_command,
-        kpi_app(request),
-        ctx,
-        name,
-        execute,
-        DirectoryView.of,
-        status=status,
+    return await command(
+        request, principal, idempotency, name, execute, DirectoryView.of, status=status
     )
 
 
