@@ -89,7 +89,7 @@ async def ensure_database(params: PostgresParams) -> None:
 
 
 @contextlib.asynccontextmanager
-async def schema_lock(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
+async def schema_lock(conn: DbConn, schema: str) -> AsyncIterator[None]:
     """Serialises schema changes of one service across processes (replicas
     starting together; CREATE TABLE IF NOT EXISTS is not safe when raced).
     Re-entrant within the session."""

@@ -21,7 +21,7 @@ import json
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -41,6 +41,7 @@ from shared.clock import Clock, SystemClock
 from shared.consumer import Consumer, Subscription, read_consumer_offsets
 from shared.db import (
     BASE_MIGRATIONS,
+    DbConn,
     Migration,
     connect,
     create_pool,
@@ -106,6 +107,9 @@ class ServiceSpec:
     #: Event type -> who is told what when such an event is stored
     #: (shared.notify; R3.5). Webhook subscriptions need no entry here.
     notices: Callable[[Policy], Mapping[str, NoticeRule]] = no_notices
+    #: Runs once the pool is open, under the schema lock, before any worker
+    #: starts: derived objects that depend on the policy (the kpi views).
+    startup: Callable[[Runtime, DbConn], Awaitable[None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -187,6 +191,9 @@ async def start_runtime(
         policy=policy,
     )
     await start_at_head(pool, await asyncio.to_thread(application.log_head))
+    if spec.startup is not None:
+        async with pool.acquire() as conn, schema_lock(conn, rt.schema):
+            await spec.startup(rt, conn)
     rt.projectors = build_projectors(rt)
     rt.deadlines = DeadlineEngine(application, pool, clock, spec.overdue)
     rt.notifications = NotificationDispatcher(

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.kpi.api.metrics import router as metrics
 from services.kpi.api.routes import router
 from services.kpi.api.staff import router as staff
 from services.kpi.application import TRAINING_YEAR, KpiApplication
+from services.kpi.consumers.facts import fact_handlers
 from services.kpi.consumers.partners import PARTNER_EVENTS
+from services.kpi.fact_store import MIGRATIONS as FACT_MIGRATIONS
 from services.kpi.projections import MIGRATIONS
+from services.kpi.readings import create_views
 from services.kpi.staff_projections import MIGRATIONS as STAFF_MIGRATIONS
 from services.kpi.staff_projections import deadline_handlers, view_handlers
+from shared.consumer import Subscription
+from shared.db import DbConn
 from shared.deadlines import OverdueHandler
 from shared.eventstore import LedgerApplication
-from shared.runtime import ConsumerSpec, ProjectorSpec, ServiceSpec
+from shared.runtime import ConsumerSpec, ProjectorSpec, Runtime, ServiceSpec
 
 
 def _app(app: LedgerApplication) -> KpiApplication:
@@ -25,6 +31,25 @@ OVERDUE: Final[dict[str, OverdueHandler]] = {
     TRAINING_YEAR: lambda app, d: _app(app).close_training_year(d),
 }
 
+
+def _subscriptions(rt: Runtime) -> list[Subscription]:
+    """One consumer reads every topic: partners by status, and the KPI facts."""
+    return [
+        Subscription(
+            source="partner",
+            handlers={**fact_handlers("partner", rt.policy), **PARTNER_EVENTS.handlers},
+        ),
+        *(
+            Subscription(source=source, handlers=fact_handlers(source, rt.policy))
+            for source in ("approval", "docs", "kpi")
+        ),
+    ]
+
+
+async def _startup(rt: Runtime, conn: DbConn) -> None:
+    await create_views(conn, rt.policy.time.zone)
+
+
 SPEC = ServiceSpec(
     name="kpi",
     title="Partner Ledger - KPI service",
@@ -34,12 +59,13 @@ SPEC = ServiceSpec(
         " trainings against the yearly target. Publishes `kpi.events`."
     ),
     application=KpiApplication,
-    routers=[router, staff],
-    migrations=(*MIGRATIONS, *STAFF_MIGRATIONS),
-    consumers=[ConsumerSpec(name="projections", subscriptions=lambda rt: [PARTNER_EVENTS])],
+    routers=[router, staff, metrics],
+    migrations=(*MIGRATIONS, *STAFF_MIGRATIONS, *FACT_MIGRATIONS),
+    consumers=[ConsumerSpec(name="projections", subscriptions=_subscriptions)],
     projectors=[
         ProjectorSpec(name="staff", handlers=view_handlers),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
     ],
     overdue=OVERDUE,
+    startup=_startup,
 )
