@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import IO
@@ -35,6 +36,7 @@ from partnerledger.embedded import (
     wait_or_kill,
 )
 from shared import kafka
+from shared.auth import TokenIssuer
 from shared.db import ensure_database
 from shared.settings import Settings, parse_database_url
 
@@ -179,6 +181,10 @@ class Supervisor:
             lines.append(f"  {child.name:<9} {base}/docs   status: {base}/v1/ops/status")
         kpi = f"http://{host}:{self.settings.kpi_port}"
         partner = f"http://{host}:{self.settings.partner_port}"
+        if "kpi" in self.services and self.settings.environment != "production":
+            # The KPI board; a development auditor token (8 h) in the fragment, never sent.
+            board = TokenIssuer(self.settings).mint("board", "auditor", now=datetime.now(UTC))
+            lines.append(f"  {'kpi board':<9} {kpi}/#token={board}")
         lines += [
             "",
             "Get a token (roles: director, project_manager, specialist, dept_head, finance,",

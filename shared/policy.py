@@ -164,6 +164,19 @@ class QualificationSection(_Section):
     renew_within_days: Annotated[int, Field(ge=0, le=365)] = 30
 
 
+class EvaluationsSection(_Section):
+    """R6.2: the monthly self-assessment is due by the end of day X of the
+    next month; the superior's quarterly assessment by the end of the X-th
+    day after the quarter ends (calendar days: a self-assessment can be
+    written from the month's first day, an assessment from the quarter's
+    end, so neither waits for a working day). R2.3: a promotion resting on
+    one of the system's evaluations needs at least this rating (1-5)."""
+
+    self_assessment_due_day: Annotated[int, Field(ge=1, le=28)] = 5
+    superior_assessment_due_days: Annotated[int, Field(ge=1, le=60)] = 10
+    promotion_min_rating: Annotated[int, Field(ge=1, le=5)] = 4
+
+
 class Policy(_Section):
     """Every policy parameter, with the defaults of MISSION.md."""
 
@@ -181,6 +194,7 @@ class Policy(_Section):
     rewards: RewardsSection = RewardsSection()
     incidents: IncidentsSection = IncidentsSection()
     qualification: QualificationSection = QualificationSection()
+    evaluations: EvaluationsSection = EvaluationsSection()
 
     @cached_property
     def clock(self) -> PolicyCalendar:
@@ -219,6 +233,16 @@ class Policy(_Section):
     def data_leak_report_due(self, detected_at: datetime) -> datetime:
         """R6.4: X hours after detection (elapsed time: a leak does not wait)."""
         return detected_at + timedelta(hours=self.incidents.data_leak_report_hours)
+
+    def self_assessment_due(self, year: int, month: int) -> datetime:
+        """R6.2: the self-assessment of a month, end of day X of the next month."""
+        first = date(year + month // 12, month % 12 + 1, 1)
+        return self.clock.end_of_day(first.replace(day=self.evaluations.self_assessment_due_day))
+
+    def superior_assessment_due(self, quarter: Quarter) -> datetime:
+        """R6.2: the superior's assessment of a quarter, end of the X-th day after it."""
+        days = self.evaluations.superior_assessment_due_days
+        return self.clock.end_of_day(quarter.last_day + timedelta(days=days))
 
 
 class PolicyError(Exception):

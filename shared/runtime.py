@@ -110,6 +110,9 @@ class ServiceSpec:
     #: Runs once the pool is open, under the schema lock, before any worker
     #: starts: derived objects that depend on the policy (the kpi views).
     startup: Callable[[Runtime, DbConn], Awaitable[None]] | None = None
+    #: Loops the service runs beside its projectors (same switch), e.g. the
+    #: kpi service's scoring; each gets the runtime and stops with it.
+    background: Sequence[Callable[[Runtime], Awaitable[None]]] = ()
 
 
 @dataclass(frozen=True)
@@ -217,7 +220,13 @@ async def start_runtime(
         rt.tasks.append(
             asyncio.create_task(rt.notifications.run(rt.stop), name=f"{spec.name}-notifications")
         )
+        for loop in spec.background:
+            rt.tasks.append(asyncio.create_task(_run(loop(rt)), name=f"{spec.name}-background"))
     return rt
+
+
+async def _run(work: Awaitable[None]) -> None:
+    await work
 
 
 def build_projectors(rt: Runtime) -> list[LocalProjector]:

@@ -158,6 +158,13 @@ class Settings(BaseSettings):
     policy_file: Path | None = Field(
         default=None, description="Policy parameters (TOML); unset: config/policy.toml."
     )
+    scorecard_file: Path | None = Field(
+        default=None,
+        description="Partner scorecard formulas (TOML, kpi service); unset: config/scorecard.toml.",
+    )
+    score_interval_s: float = Field(
+        default=30.0, gt=0, description="How often the kpi service rescores partners."
+    )
 
     # -- notifications (shared.notify, docs/notifications.md) -----------------------
     smtp_host: str | None = Field(

@@ -61,6 +61,7 @@ OBLIGATIONS: dict[str, str] = {
     "resolution": "R5.5: resolution completed by its deadline",
     "data_leak_report": "R6.4: a data leak reported within X hours of detection",
     "training": "R2.3: trainings attended against the yearly target",
+    "evaluation": "R6.2: monthly self-assessment, quarterly assessment by the superior",
     "weekly_department_meeting": "R5.4: a department meeting every week",
     "quarterly_strategy_meeting": "R5.4: a strategy meeting every quarter",
 }
@@ -565,8 +566,10 @@ def _resolution_assigned(e: EventEnvelope, policy: Policy) -> list[Fact]:
             p.on_time,
             project_id=p.project_id,
         )
+    # One obligation per resolution: a re-assignment before the deadline moves
+    # it; one after it was recorded overdue first, and that breach stays.
     m.due(
-        f"{p.resolution_id}:{p.assignment}",
+        f"{p.resolution_id}:resolution",
         "resolution",
         p.deadline,
         project_id=p.project_id,
@@ -585,7 +588,7 @@ def _resolution_owner_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
 def _resolution_completed(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionCompletedV1)
     m = _Maker(e, policy)
-    subject = f"{p.resolution_id}:{p.assignment}"
+    subject = f"{p.resolution_id}:resolution"
     m.met(subject, "resolution", p.completed_at, p.on_time, project_id=p.project_id, person=p.owner)
     return m.facts
 
@@ -593,7 +596,7 @@ def _resolution_completed(e: EventEnvelope, policy: Policy) -> list[Fact]:
 def _resolution_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionOverdueV1)
     m = _Maker(e, policy)
-    subject = f"{p.resolution_id}:{p.assignment}"
+    subject = f"{p.resolution_id}:resolution"
     m.breached(subject, "resolution", p.deadline, project_id=p.project_id, person=p.owner)
     return m.facts
 
@@ -695,6 +698,33 @@ def _training_year_closed(e: EventEnvelope, policy: Policy) -> list[Fact]:
     return m.facts
 
 
+def _evaluation_opened(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p = _read(e, c.EvaluationOpenedV1)
+    m = _Maker(e, policy)
+    # The person writes their monthly self-assessment; the superior the quarterly one.
+    owes = p.user_id if p.kind == "self" else p.superior
+    m.due(str(e.aggregate_id), "evaluation", p.due_at, person=owes, detail=p.kind)
+    return m.facts
+
+
+def _assessment_submitted(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p = _read(e, c.AssessmentSubmittedV1)
+    m = _Maker(e, policy)
+    m.met(str(e.aggregate_id), "evaluation", p.submitted_at, p.on_time)
+    return m.facts
+
+
+def _assessment_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p: c.SelfAssessmentOverdueV1 | c.SuperiorAssessmentOverdueV1
+    if e.event_type == "SelfAssessmentOverdue":
+        p = _read(e, c.SelfAssessmentOverdueV1)
+    else:
+        p = _read(e, c.SuperiorAssessmentOverdueV1)
+    m = _Maker(e, policy)
+    m.breached(str(e.aggregate_id), "evaluation", p.due_at, person=p.owed_by)
+    return m.facts
+
+
 #: (producing service, event type) -> its facts.
 MAPPERS: dict[tuple[str, str], Mapper] = {
     ("partner", "ProjectCreated"): _project_created,
@@ -746,6 +776,11 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
     ("docs", "DocumentReviewed"): _document_reviewed,
     ("kpi", "TrainingHeld"): _training_held,
     ("kpi", "TrainingYearClosed"): _training_year_closed,
+    ("kpi", "EvaluationOpened"): _evaluation_opened,
+    ("kpi", "SelfAssessmentSubmitted"): _assessment_submitted,
+    ("kpi", "SuperiorAssessmentSubmitted"): _assessment_submitted,
+    ("kpi", "SelfAssessmentOverdue"): _assessment_overdue,
+    ("kpi", "SuperiorAssessmentOverdue"): _assessment_overdue,
 }
 
 

@@ -300,7 +300,8 @@ COMPLIANCE = Metric(
     aggregate="ratio",
     formula="obligations met on time / obligations that fell due in the period (approval"
     " steps, kickoffs, quarterly reviews, minutes, reports, emergency explanations,"
-    " resolution owners and resolutions, data-leak reports, trainings, weekly department"
+    " resolution owners and resolutions, data-leak reports, trainings, staff evaluations,"
+    " weekly department"
     " and quarterly strategy meetings); an obligation met before it falls due counts once"
     " met; one breached or still open after its due moment counts as missed",
     dims=(*PROJECT_DIMS, "person", "label", "detail"),

@@ -28,6 +28,7 @@ from services.kpi.metrics import (
 from shared.db import DbConn
 from shared.policy import Policy
 
+
 @dataclass(frozen=True)
 class Moment:
     """When a reading is taken: `as_of` filters what was recorded, `cut`
@@ -55,6 +56,8 @@ class Selection:
     start: date | None = None
     end: date | None = None
     filters: Mapping[str, str | UUID] | None = None
+    #: Only items counted on these days (inclusive), e.g. an evaluation's period.
+    days: tuple[date, date] | None = None
 
 
 def _where(selection: Selection, args: list[Any]) -> str:
@@ -66,6 +69,9 @@ def _where(selection: Selection, args: list[Any]) -> str:
     if selection.end is not None and selection.period != "all":
         args.append(selection.end)
         clauses.append(f"{period} <= ${len(args)}")
+    if selection.days is not None:
+        args.extend(selection.days)
+        clauses.append(f"day BETWEEN ${len(args) - 1} AND ${len(args)}")
     for name, value in (selection.filters or {}).items():
         if name not in DIMENSIONS:
             raise ValueError(f"unknown dimension {name!r}")

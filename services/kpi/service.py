@@ -4,17 +4,26 @@ from __future__ import annotations
 
 from typing import Final
 
+from services.kpi.api.evaluations import router as evaluations
 from services.kpi.api.metrics import router as metrics
 from services.kpi.api.routes import router
+from services.kpi.api.scorecards import router as scorecards
 from services.kpi.api.staff import router as staff
 from services.kpi.application import TRAINING_YEAR, KpiApplication
+from services.kpi.board.routes import router as board
 from services.kpi.consumers.facts import fact_handlers
 from services.kpi.consumers.partners import PARTNER_EVENTS
+from services.kpi.domain.evaluation import SELF_ASSESSMENT, SUPERIOR_ASSESSMENT
+from services.kpi.evaluation_projections import MIGRATIONS as EVALUATION_MIGRATIONS
+from services.kpi.evaluation_projections import handlers as evaluation_handlers
 from services.kpi.fact_store import MIGRATIONS as FACT_MIGRATIONS
 from services.kpi.projections import MIGRATIONS
 from services.kpi.readings import create_views
+from services.kpi.scoring import MIGRATIONS as SCORE_MIGRATIONS
+from services.kpi.scoring import score_loop
 from services.kpi.staff_projections import MIGRATIONS as STAFF_MIGRATIONS
 from services.kpi.staff_projections import deadline_handlers, view_handlers
+from services.kpi.standing_notices import standing_notices
 from shared.consumer import Subscription
 from shared.db import DbConn
 from shared.deadlines import OverdueHandler
@@ -29,6 +38,8 @@ def _app(app: LedgerApplication) -> KpiApplication:
 
 OVERDUE: Final[dict[str, OverdueHandler]] = {
     TRAINING_YEAR: lambda app, d: _app(app).close_training_year(d),
+    SELF_ASSESSMENT: lambda app, d: _app(app).record_evaluation_overdue(d),
+    SUPERIOR_ASSESSMENT: lambda app, d: _app(app).record_evaluation_overdue(d),
 }
 
 
@@ -56,16 +67,27 @@ SPEC = ServiceSpec(
     description=(
         "KPI projections (R6.1, R3.5, R1.2) built from every topic, and the department's"
         " staff directory (R2.2, R2.3): roles, reporting line, promotions, rotations and"
-        " trainings against the yearly target. Publishes `kpi.events`."
+        " trainings against the yearly target; staff evaluations (R6.2): monthly"
+        " self-assessments and quarterly assessments by the superior, beside each"
+        " person's KPI figures. Publishes `kpi.events`."
     ),
     application=KpiApplication,
-    routers=[router, staff, metrics],
-    migrations=(*MIGRATIONS, *STAFF_MIGRATIONS, *FACT_MIGRATIONS),
+    routers=[router, staff, metrics, scorecards, evaluations, board],
+    migrations=(
+        *MIGRATIONS,
+        *STAFF_MIGRATIONS,
+        *FACT_MIGRATIONS,
+        *EVALUATION_MIGRATIONS,
+        *SCORE_MIGRATIONS,
+    ),
     consumers=[ConsumerSpec(name="projections", subscriptions=_subscriptions)],
     projectors=[
         ProjectorSpec(name="staff", handlers=view_handlers),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
+        ProjectorSpec(name="evaluations", handlers=evaluation_handlers),
     ],
     overdue=OVERDUE,
     startup=_startup,
+    notices=standing_notices,
+    background=[score_loop],
 )

@@ -1,5 +1,5 @@
 """The docs service in the pipeline, as real processes over HTTP and Kafka
-(issue 5 acceptance, R4.3, R4.2, R4.4, R4.1):
+(issue 5 acceptance, R4.3, R4.2, R4.4, R4.1; issue 6: R3.5 counted by kpi):
 
 a project is created, approved in three steps and its contract signed in the
 partner service -> the docs service reads `partner.events`: the project's
@@ -7,7 +7,8 @@ registered name, the report schedule from the contract's start, the kickoff
 meeting with its minutes clock -> a monthly report and the kickoff minutes
 are uploaded over HTTP under their R4.4 names and counted on time -> the
 contract is archived and only the Director reads it -> the facts are on
-`docs.events` for every other system.
+`docs.events` for every other system -> the kpi process counts the
+obligations met, and explains the figure with the events of all three.
 
 Waits are on conditions read over HTTP or from the topic, never fixed sleeps.
 """
@@ -56,7 +57,7 @@ async def test_contracted_project_owes_reports_and_minutes_across_services(
     operator = auth(settings, "operator", "director")
     procs = {
         name: ServiceProcess(name, env, settings.port_of(name), tmp_path / "logs", headers=operator)
-        for name in ("partner", "approval", "docs")
+        for name in ("partner", "approval", "docs", "kpi")
     }
     try:
         for proc in procs.values():
@@ -67,6 +68,7 @@ async def test_contracted_project_owes_reports_and_minutes_across_services(
             httpx.AsyncClient(base_url=procs["partner"].url, timeout=30) as pc,
             httpx.AsyncClient(base_url=procs["approval"].url, timeout=30) as ac,
             httpx.AsyncClient(base_url=procs["docs"].url, timeout=30) as dc,
+            httpx.AsyncClient(base_url=procs["kpi"].url, timeout=30) as kc,
         ):
             flow = Flow(pc, settings, app=None)  # type: ignore[arg-type]
             partner_id = await flow.qualified_partner(1)
@@ -207,6 +209,41 @@ async def test_contracted_project_owes_reports_and_minutes_across_services(
             records = await read_topic(settings, settings.topic_of("docs"))
             for record in records:
                 assert contract_text[:60] not in record.value, "contract text on Kafka"
+
+            # R3.5, R6.1: the kpi process counts the obligations the three
+            # services recorded, from their topics: three approval steps, the
+            # kickoff, the monthly report and the kickoff minutes, all met
+            # (the weekly and quarterly reports are not due yet: not counted).
+            auditor = auth(settings, "audit.qian", "auditor")
+            compliance = f"/v1/kpi/metrics/compliance?period=all&project_id={project_id}"
+
+            async def counted() -> bool:
+                body = await get(kc, compliance + "&group_by=label", auditor)
+                return sum(row["denominator"] for row in body["rows"]) >= 6
+
+            await wait_until(counted, within=90, what="the kpi service to count the obligations")
+            by_label = await get(kc, compliance + "&group_by=label", auditor)
+            assert {
+                r["group"]["label"]: (r["numerator"], r["denominator"]) for r in by_label["rows"]
+            } == {
+                "approval_step": (3, 3),
+                "kickoff": (1, 1),
+                "report": (1, 1),
+                "minutes": (1, 1),
+            }
+            assert (await get(kc, compliance, auditor))["rows"][0]["value"] == 1.0
+            why = await get(
+                kc,
+                f"/v1/kpi/metrics/compliance/explain?period=all&project_id={project_id}",
+                auditor,
+            )
+            assert {e["source"] for e in why["events"]} == {"partner", "approval", "docs"}
+            assert {e["event_type"] for e in why["events"]} >= {
+                "ApprovalStepApproved",
+                "KickoffHeld",
+                "ReportFiled",
+                "MinutesFiled",
+            }
     finally:
         for proc in procs.values():
             proc.stop()

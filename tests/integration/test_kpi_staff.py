@@ -166,7 +166,15 @@ class StaffApi:
         await settle(self.svc)
 
     async def fire(self) -> int:
-        return await fire(self.svc)
+        """Records what the clock made overdue; returns how many training
+        years it closed (the staff evaluations' clocks fire beside them,
+        R6.2: tests/integration/test_kpi_evaluations.py counts those)."""
+        closed = "SELECT count(*) FROM deadlines WHERE kind = 'training_year'"
+        closed += " AND status IN ('met', 'overdue')"
+        before: int = await self.svc.runtime.pool.fetchval(closed)
+        await fire(self.svc)
+        after: int = await self.svc.runtime.pool.fetchval(closed)
+        return after - before
 
     async def fire_at(self, moment: datetime) -> int:
         """Moves the clock to `moment` and records what it made overdue."""

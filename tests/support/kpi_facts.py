@@ -1,5 +1,5 @@
-"""Feeds events to the kpi service's facts the way its consumer does (the
-same handlers, one transaction per event), for scenarios with hand-computed
+"""Feeds events to the kpi service the way its consumer does (the same
+handlers, one transaction per event), for scenarios with hand-computed
 figures. The consumer itself (Kafka, offsets, redelivery) is proven in
 test_consumer.py and the e2e pipeline; here the arithmetic is under test."""
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from services.kpi.consumers.facts import fact_handlers
+from shared.consumer import Handler
 from shared.envelope import ActorRef, EventEnvelope
 from tests.support.apps import RunningService
 
@@ -27,6 +27,16 @@ class FactFeed:
     svc: RunningService
     versions: dict[uuid.UUID, int] = field(default_factory=dict)
     events: list[EventEnvelope] = field(default_factory=list)
+
+    def handlers(self, source: str) -> dict[str, Handler]:
+        """The service's consumer handlers for `source` (facts, partners)."""
+        rt = self.svc.runtime
+        found: dict[str, Handler] = {}
+        for spec in rt.spec.consumers:
+            for sub in spec.subscriptions(rt):
+                if sub.source == source:
+                    found.update(sub.handlers)
+        return found
 
     async def emit(
         self,
@@ -55,7 +65,7 @@ class FactFeed:
             payload=payload,
         )
         rt = self.svc.runtime
-        handler = fact_handlers(source, rt.policy)[event_type]
+        handler = self.handlers(source)[event_type]
         async with rt.pool.acquire() as conn, conn.transaction():
             await handler(conn, event)
         self.events.append(event)

@@ -8,7 +8,9 @@ zone, an impossible holiday, invalid TOML, a file that is not UTF-8 or cannot
 be read, no file) is refused with a `PolicyError` naming the key path or the
 file; that deadlines fall at the end of a day in Asia/Shanghai; that the
 kickoff deadline counts calendar or working days, skipping weekends and listed
-holidays; that working hours and working days skip weekends and holidays and
+holidays; that staff evaluations fall due at the end of day 5 of the next
+month and of the 10th day after the quarter (R6.2, `[evaluations]`); that
+working hours and working days skip weekends and holidays and
 count working weekends; that quarters parse, print, end and follow each other
 correctly. Hypothesis properties: adding working
 hours is monotonic and lands on a working day, adding working days lands on a
@@ -72,6 +74,9 @@ def test_the_shipped_file_is_the_default_and_holds_the_mission_defaults() -> Non
     assert p.staffing.trainings_per_year == 4  # R2.3
     assert p.rewards.cost_saving_bonus_percent == 5.0  # R6.3
     assert p.incidents.data_leak_report_hours == 1  # R6.4
+    assert p.evaluations.self_assessment_due_day == 5  # R6.2
+    assert p.evaluations.superior_assessment_due_days == 10  # R6.2
+    assert p.evaluations.promotion_min_rating == 4  # R2.3
     assert p.calendar.weekend == ["saturday", "sunday"]
     assert date(2026, 10, 1) in p.calendar.holidays
 
@@ -113,6 +118,12 @@ def test_a_missing_value_takes_its_default(tmp_path: Path) -> None:
         ("[rewards]\ncost_saving_bonus_percent = 101\n", "rewards.cost_saving_bonus_percent"),
         ('[incidents]\ndata_leak_report_hours = "one"\n', "incidents.data_leak_report_hours"),
         ("[staffing]\ntrainings_per_year = -1\n", "staffing.trainings_per_year"),
+        ("[evaluations]\nself_assessment_due_day = 29\n", "evaluations.self_assessment_due_day"),
+        (
+            "[evaluations]\nsuperior_assessment_due_days = 0\n",
+            "evaluations.superior_assessment_due_days",
+        ),
+        ("[evaluations]\npromotion_min_rating = 6\n", "evaluations.promotion_min_rating"),
     ],
 )
 def test_a_bad_value_is_refused_naming_its_key(tmp_path: Path, text: str, key: str) -> None:
@@ -199,6 +210,19 @@ def test_kickoff_due_in_working_days_skips_the_listed_holidays(tmp_path: Path) -
     assert policy.kickoff_due(date(2026, 9, 24)) == policy.clock.end_of_day(date(2026, 10, 12))
     without = load_policy(_write(tmp_path, '[kickoff]\ncounting = "working_days"\n'))
     assert without.kickoff_due(date(2026, 9, 24)) == without.clock.end_of_day(date(2026, 10, 5))
+
+
+def test_evaluations_are_due_at_the_end_of_a_day_after_their_period() -> None:
+    """R6.2: a month's self-assessment at the end of day 5 of the next month
+    (December's in January), a quarter's assessment at the end of the 10th
+    day after it, in Shanghai."""
+    assert POLICY.self_assessment_due(2026, 11) == _local(2026, 12, 6) - timedelta(microseconds=1)
+    assert POLICY.self_assessment_due(2026, 12) == _local(2027, 1, 6) - timedelta(microseconds=1)
+    q4 = POLICY.superior_assessment_due(Quarter(2026, 4))
+    assert q4 == _local(2027, 1, 11) - timedelta(microseconds=1)
+    assert POLICY.superior_assessment_due(Quarter(2026, 3)) == _local(2026, 10, 11) - timedelta(
+        microseconds=1
+    )
 
 
 def test_review_due_is_the_end_of_the_quarters_last_day() -> None:

@@ -365,6 +365,32 @@ class TrainingYearClosedV1(_Reader):
     met: bool
 
 
+class EvaluationOpenedV1(_Reader):
+    user_id: str
+    kind: str
+    superior: str | None = None
+    due_at: AwareDatetime
+
+
+class AssessmentSubmittedV1(_Reader):
+    user_id: str
+    submitted_at: AwareDatetime
+    on_time: bool
+
+
+class SelfAssessmentOverdueV1(_Reader):
+    user_id: str
+    due_at: AwareDatetime
+    owed_by: str
+
+
+class SuperiorAssessmentOverdueV1(_Reader):
+    user_id: str
+    due_at: AwareDatetime
+    #: Nobody when the person had no superior to assess them.
+    owed_by: str | None = None
+
+
 CONTRACTS.update(
     {
         ("partner", "ProjectCreated", 1): ProjectCreatedV1,
@@ -416,5 +442,10 @@ CONTRACTS.update(
         ("docs", "DocumentReviewed", 1): DocumentReviewedV1,
         ("kpi", "TrainingHeld", 1): TrainingHeldV1,
         ("kpi", "TrainingYearClosed", 1): TrainingYearClosedV1,
+        ("kpi", "EvaluationOpened", 1): EvaluationOpenedV1,
+        ("kpi", "SelfAssessmentSubmitted", 1): AssessmentSubmittedV1,
+        ("kpi", "SuperiorAssessmentSubmitted", 1): AssessmentSubmittedV1,
+        ("kpi", "SelfAssessmentOverdue", 1): SelfAssessmentOverdueV1,
+        ("kpi", "SuperiorAssessmentOverdue", 1): SuperiorAssessmentOverdueV1,
     }
 )

@@ -294,7 +294,7 @@ def _version(name: str, body: object) -> Version:
         criteria.append(criterion)
     total = math.fsum(c.weight for c in criteria)
     if abs(total - WEIGHT_TOTAL) > WEIGHT_TOLERANCE:
-        _fail(f"{key}.criteria", f"weights sum to {total:g}, not {WEIGHT_TOTAL:g}")
+        _fail(f"{key}.criteria", f"weights sum to {total:.10g}, not {WEIGHT_TOTAL:g}")
     return Version(name=name, description=description, criteria=tuple(criteria))
 
 

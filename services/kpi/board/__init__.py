@@ -1,0 +1,1 @@
+"""The KPI board: one static page at `/` of the kpi service (issue 6)."""
