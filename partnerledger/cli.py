@@ -6,6 +6,8 @@ partnerledger status             # relay positions, consumer lag per service
 partnerledger redrive kpi        # re-apply parked events after a fix
 partnerledger schemas            # export event JSON Schemas to docs/events/
 partnerledger rotate-contract-key  # re-encrypt contracts under PL_CONTRACT_KEY_ID
+partnerledger demo               # load a realistic year of activity through the HTTP APIs
+partnerledger grafana            # generate the Grafana dashboards (deploy/grafana/)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from partnerledger.demo import DemoOptions, run_demo
 from partnerledger.supervisor import Supervisor
 from shared.auth import ROLES, TokenIssuer
 from shared.settings import SERVICE_NAMES, Settings, load_settings
@@ -180,6 +183,44 @@ def rotate_contract_key(
     """Re-encrypt archived contracts under PL_CONTRACT_KEY_ID (R4.1); then the old key
     can be removed from PL_CONTRACT_KEYS."""
     raise typer.Exit(_service_command("docs.rotate", "--batch", str(batch)))
+
+
+@app.command()
+def demo(
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed tells the same story")
+    ] = 2026,
+    partners: Annotated[int, typer.Option(min=1, help="Partners to register")] = 8,
+    projects: Annotated[int, typer.Option(min=1, help="Projects to run")] = 16,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Projects driven at once")] = 4,
+    months: Annotated[int, typer.Option(min=1, max=12, help="How far back the story goes")] = 12,
+) -> None:
+    """Load a realistic year of activity (partners, projects, approvals, deliveries,
+    reports, complaints, incidents) through the HTTP APIs of the running services."""
+    options = DemoOptions(
+        seed=seed, partners=partners, projects=projects, concurrency=concurrency, months=months
+    )
+    raise typer.Exit(run_demo(load_settings(), options, console))
+
+
+@app.command()
+def grafana(
+    out: Annotated[Path, typer.Option(help="Where to write the dashboards' JSON")] = Path(
+        "deploy/grafana/dashboards"
+    ),
+    schema: Annotated[
+        str | None, typer.Option(help="The kpi service's schema; default: kpi")
+    ] = None,
+    zone: Annotated[
+        str | None, typer.Option(help="The policy's time zone; default: Asia/Shanghai")
+    ] = None,
+) -> None:
+    """Generate the Grafana dashboards (deploy/grafana/dashboards/*.json) from
+    services/kpi/grafana.py; the JSON is never edited by hand."""
+    args = ["--out", str(out)]
+    args += ["--schema", schema] if schema else []
+    args += ["--zone", zone] if zone else []
+    raise typer.Exit(_service_command("kpi.grafana", *args))
 
 
 def main() -> None:
