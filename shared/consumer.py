@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID
@@ -66,12 +66,13 @@ class PoisonEvent(Exception):
 M = TypeVar("M", bound=BaseModel)
 
 
-def read_payload(event: EventEnvelope, model: type[M]) -> M:
+def read_payload(event: EventEnvelope, model: type[M], versions: Collection[int] = (1,)) -> M:
     """The part of an event's payload a consumer reads (its tolerant reader
-    model, held against the producer's schema by the contract test). An
-    unknown schema version or a payload that does not fit fails the same way
-    on every delivery: the event is parked, never retried forever."""
-    if event.schema_version != 1:
+    model, held against the producer's schema of each version in `versions`
+    by the contract test). An unknown schema version or a payload that does
+    not fit fails the same way on every delivery: the event is parked, never
+    retried forever."""
+    if event.schema_version not in versions:
         raise PoisonEvent(f"{event.event_type} v{event.schema_version} is not understood")
     try:
         return model.model_validate(event.payload)

@@ -221,7 +221,14 @@ def _milestone(kind: str) -> Mapper:
 
 
 def _complaint_received(e: EventEnvelope, policy: Policy) -> list[Fact]:
-    p = _read(e, c.ComplaintReceivedV1)
+    # v1 (before channels) and v2 give the same fact: a v1 message still on
+    # the topic and the same complaint upcast to v2 by the producer agree.
+    p = read_payload(e, c.ComplaintReceivedV1, versions=(1, 2))
+    channel = (
+        read_payload(e, c.ComplaintReceivedV2, versions=(2,)).channel
+        if e.schema_version == 2
+        else "unspecified"
+    )
     m = _Maker(e, policy)
     m.add(
         "complaint_received",
@@ -229,7 +236,7 @@ def _complaint_received(e: EventEnvelope, policy: Policy) -> list[Fact]:
         at=p.received_at,
         project_id=e.aggregate_id,
         label=p.severity,
-        detail=p.source,
+        detail=channel,
     )
     return m.facts
 

@@ -20,6 +20,7 @@ from services.partner.domain.partner import (
     partner_id_for,
 )
 from services.partner.domain.project import (
+    ComplaintChannel,
     IncidentCategory,
     Milestone,
     Outcome,
@@ -386,6 +387,7 @@ class PartnerApplication(LedgerApplication):
         project_id: uuid.UUID,
         *,
         source: str,
+        channel: ComplaintChannel = "unspecified",
         severity: Severity,
         summary: str,
         received_at: datetime | None,
@@ -398,6 +400,7 @@ class PartnerApplication(LedgerApplication):
             lambda p: p.receive_complaint(
                 complaint_id=complaint_id,
                 source=source,
+                channel=channel,
                 severity=severity,
                 summary=summary,
                 received_at=when,

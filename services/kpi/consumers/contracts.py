@@ -115,6 +115,10 @@ class ComplaintReceivedV1(_Reader):
     source: str
 
 
+class ComplaintReceivedV2(ComplaintReceivedV1):
+    channel: str
+
+
 class ComplaintRefV1(_Reader):
     complaint_id: str
 
@@ -403,6 +407,7 @@ CONTRACTS.update(
         ("partner", "MilestoneRejected", 1): MilestoneRefV1,
         ("partner", "MilestoneAccepted", 1): MilestoneRefV1,
         ("partner", "ComplaintReceived", 1): ComplaintReceivedV1,
+        ("partner", "ComplaintReceived", 2): ComplaintReceivedV2,
         ("partner", "ComplaintResponded", 1): ComplaintRefV1,
         ("partner", "ComplaintResolved", 1): ComplaintRefV1,
         ("partner", "SatisfactionRecorded", 1): SatisfactionRecordedV1,

@@ -148,6 +148,9 @@ class HoldReview(_In):
 
 class ReceiveComplaint(_In):
     source: Name = Field(description="The business unit or customer complaining")
+    channel: Literal["phone", "email", "meeting", "ticket", "letter"] | None = Field(
+        default=None, description="How the complaint came in (omitted: unspecified)"
+    )
     severity: Severity
     summary: LongText
     received_at: AwareDatetime | None = Field(default=None, description="Default: now")

@@ -516,6 +516,7 @@ async def receive_complaint(
             c,
             project_id,
             source=body.source,
+            channel=body.channel or "unspecified",
             severity=body.severity,
             summary=body.summary,
             received_at=body.received_at,

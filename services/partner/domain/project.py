@@ -42,6 +42,8 @@ OPEN_AFTER_CONTRACT: Final = frozenset({"contracted", "in_progress", "accepted"}
 Outcome = Literal["completed", "failed", "terminated"]
 RiskRating = Literal["low", "medium", "high", "critical"]
 Severity = Literal["low", "medium", "high", "critical"]
+#: How a complaint came in; `unspecified` only for complaints of schema v1.
+ComplaintChannel = Literal["phone", "email", "meeting", "ticket", "letter", "unspecified"]
 IncidentCategory = Literal["availability", "security", "data_leak", "quality", "other"]
 SanctionLevel = Literal["warning", "serious_warning", "demotion"]
 DecisionKind = Literal["budget_increase", "scope_change", "contract_renewal"]
@@ -279,14 +281,25 @@ class Project(LedgerAggregate):
             aggregate.overdue[self.deadline_id] = self.event_id
 
     class ComplaintReceived(LedgerAggregate.Event):
-        """A business unit or customer complained (R6.1 complaint rate)."""
+        """A business unit or customer complained (R6.1 complaint rate), by
+        a channel (v2: phone, email, meeting, ticket, letter; `unspecified`
+        for complaints recorded before channels were asked for)."""
 
         EVENT_TYPE = "ComplaintReceived"
+        #: v2 added `channel`. Stored v1 events are upcast when read, so the
+        #: relay and every reader see v2; consumers still accept v1 messages
+        #: already on the topic (docs/events/partner/ComplaintReceived.v1.json).
+        class_version = 2
         complaint_id: str
         source: str
+        channel: ComplaintChannel
         severity: Severity
         summary: str
         received_at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["channel"] = "unspecified"
 
         def apply(self, aggregate: Any) -> None:
             aggregate.complaints[self.complaint_id] = "received"
@@ -844,6 +857,7 @@ class Project(LedgerAggregate):
         *,
         complaint_id: str,
         source: str,
+        channel: ComplaintChannel,
         severity: Severity,
         summary: str,
         received_at: datetime,
@@ -858,6 +872,7 @@ class Project(LedgerAggregate):
             self.ComplaintReceived,
             complaint_id=complaint_id,
             source=source,
+            channel=channel,
             severity=severity,
             summary=summary,
             received_at=received_at,
