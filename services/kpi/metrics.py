@@ -340,11 +340,23 @@ APPROVAL_CYCLE_HOURS = Metric(
     person="approver",
     label="approval level (department_head, finance, ceo, director)",
     higher_is_better=False,
+    # A rejection (ProcurementRejected, DirectorDecisionRejected) names no
+    # opening: it is the step's met fact without an on-time flag, timed from
+    # the opening event of the step it closed.
     items="""
     SELECT day, project_id, partner_id, person, label, NULL::text AS detail,
            NULL::numeric AS num, NULL::numeric AS den, value AS sample,
            ARRAY[event_id] AS event_ids
     FROM f WHERE kind = 'approval_cycle'
+    UNION ALL
+    SELECT r.day, r.project_id, r.partner_id, r.person, r.detail, NULL, NULL, NULL,
+           round((extract(epoch FROM r.at - (o.payload->>'opened_at')::timestamptz) / 3600)
+                 ::numeric, 4),
+           ARRAY[o.event_id, r.event_id]
+    FROM f r
+    JOIN f d ON d.kind = 'obligation_due' AND d.label = 'approval_step' AND d.subject = r.subject
+    JOIN fact_events o ON o.event_id = d.event_id AND o.event_type = 'ApprovalStepOpened'
+    WHERE r.kind = 'obligation_met' AND r.label = 'approval_step' AND r.flag IS NULL
     """,
 )
 

@@ -60,11 +60,19 @@ class Selection:
     days: tuple[date, date] | None = None
 
 
+def _period_start(period: Period, day: date) -> date:
+    """The first day of the month or quarter that `day` is in."""
+    step = 1 if period == "month" else 3
+    return date(day.year, ((day.month - 1) // step) * step + 1, 1)
+
+
 def _where(selection: Selection, args: list[Any]) -> str:
     clauses: list[str] = []
     period = period_expr(selection.period)
     if selection.start is not None and selection.period != "all":
-        args.append(selection.start)
+        # From the period `start` is in (a day, or a month for quarters), as
+        # the rows listed by `figures`: never an empty row for a period with items.
+        args.append(_period_start(selection.period, selection.start))
         clauses.append(f"{period} >= ${len(args)}")
     if selection.end is not None and selection.period != "all":
         args.append(selection.end)
@@ -100,7 +108,7 @@ def figures_sql(
 
 def _periods(period: Period, start: date, end: date) -> list[date]:
     step = 1 if period == "month" else 3
-    current = date(start.year, ((start.month - 1) // step) * step + 1, 1)
+    current = _period_start(period, start)
     out: list[date] = []
     while current <= end:
         out.append(current)

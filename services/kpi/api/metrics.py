@@ -233,9 +233,14 @@ async def explain_figure(
 
 
 def _counts_against(metric: Metric, item: dict[str, Any]) -> bool:
-    if metric.aggregate == "ratio":
-        return (item["numerator"] or 0) < (item["denominator"] or 0)
-    return True
+    """An item that pulls the figure the wrong way: a miss where higher is
+    better (a late delivery, a breach), a hit where lower is (a complaint, a
+    failed project); for other aggregates every item is shown."""
+    if metric.aggregate != "ratio":
+        return True
+    if metric.higher_is_better:
+        return bool((item["numerator"] or 0) < (item["denominator"] or 0))
+    return bool((item["numerator"] or 0) > 0)
 
 
 @router.get(
