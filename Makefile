@@ -1,13 +1,14 @@
 # Partner Ledger: two commands on a fresh machine.
 #   make run   - embedded PostgreSQL + Kafka-protocol broker + the four services
-#   make test  - ruff, mypy --strict, import contracts, pytest (unit, integration, e2e)
+#   make test  - ruff, mypy --strict, import contracts, Kubernetes manifests, pytest (unit,
+#                integration, e2e)
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck contracts schemas unit integration e2e browser clean
+.PHONY: run test bench lint typecheck contracts manifests schemas unit integration e2e browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +21,8 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/partnerledger up
 
-test: $(STAMP) lint typecheck contracts browser
-	$(BIN)/pytest
+test: $(STAMP) lint typecheck contracts browser manifests
+	$(BIN)/pytest --ignore=tests/unit/test_k8s_manifests.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check services shared partnerledger tests bench
@@ -32,6 +33,14 @@ typecheck: $(STAMP)
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports
+
+# The Kubernetes deployment, offline (no cluster needed): every overlay of
+# deploy/k8s rendered by kubectl's kustomize, built-in kinds validated against
+# pinned Kubernetes schemas (kubernetes-validate --strict), Strimzi and
+# CloudNativePG resources against deploy/crds, yamllint, and the manifests
+# held against the code. Needs kubectl on PATH (it carries kustomize).
+manifests: $(STAMP)
+	$(BIN)/pytest -q tests/unit/test_k8s_manifests.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.slice

@@ -161,6 +161,7 @@ class Consumer:
     async def _run_connected(self, stop: asyncio.Event) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.kafka_bootstrap_servers,
+            **kafka.security(self.settings),
             group_id=self.group,
             client_id=self.group,
             enable_auto_commit=False,

@@ -19,10 +19,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.helpers import create_ssl_context
 
 from shared.settings import Settings
 
@@ -38,9 +40,26 @@ def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None
     return None
 
 
+def security(settings: Settings) -> dict[str, Any]:
+    """The connection options every client of ours passes: plain for the
+    embedded broker, TLS and SASL (SCRAM) for a Kafka such as Strimzi's."""
+    protocol = settings.kafka_security_protocol
+    options: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        cafile = str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None
+        options["ssl_context"] = create_ssl_context(cafile=cafile)
+    if protocol.startswith("SASL_"):
+        assert settings.kafka_sasl_password is not None  # the settings validate it
+        options["sasl_mechanism"] = settings.kafka_sasl_mechanism
+        options["sasl_plain_username"] = settings.kafka_sasl_username
+        options["sasl_plain_password"] = settings.kafka_sasl_password.get_secret_value()
+    return options
+
+
 def make_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security(settings),
         client_id=client_id,
         enable_idempotence=False,
         acks="all",
@@ -54,6 +73,7 @@ def make_probe_consumer(settings: Settings, client_id: str) -> AIOKafkaConsumer:
     """A consumer without group, for reading single records and watermarks."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security(settings),
         client_id=client_id,
         group_id=None,
         enable_auto_commit=False,
@@ -67,6 +87,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
     """Creates the topics that do not exist; returns the ones created."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security(settings),
         client_id="partnerledger-admin",
         request_timeout_ms=settings.kafka_request_timeout_ms,
     )
@@ -95,6 +116,7 @@ async def ensure_topics(settings: Settings, topics: Iterable[str]) -> list[str]:
 async def broker_reachable(settings: Settings, within_s: float = 3.0) -> bool:
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.kafka_bootstrap_servers,
+        **security(settings),
         client_id="partnerledger-health",
         request_timeout_ms=int(within_s * 1000),
     )

@@ -114,6 +114,17 @@ class Settings(BaseSettings):
         default=50, ge=1, le=5000, description="Tansu answers waiting fetches late: keep low."
     )
     kafka_request_timeout_ms: int = Field(default=10_000, ge=1000)
+    # Kafka client security (deploy/k8s: SCRAM-SHA-512 over TLS on Strimzi;
+    # the embedded Tansu broker is PLAINTEXT).
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="SASL_SSL for a Kafka with SCRAM users over TLS."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = Field(default=None, repr=False)
+    kafka_ssl_cafile: Path | None = Field(
+        default=None, description="CA certificates of the brokers; unset: the system's."
+    )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
     relay_reset_check_interval_s: float = Field(default=2.0, gt=0)
@@ -298,6 +309,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "contract_key_id must name the key new contract files are sealed with"
                 f" (configured: {', '.join(sorted(self.contract_keys))})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kafka_credentials(self) -> Self:
+        if self.kafka_security_protocol.startswith("SASL_") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                f"kafka_security_protocol {self.kafka_security_protocol} needs"
+                " kafka_sasl_username and kafka_sasl_password"
             )
         return self
 
