@@ -567,6 +567,7 @@ class ProjectMachine(RuleBasedStateMachine):
             lambda: self.project.receive_complaint(
                 complaint_id=complaint,
                 source="finance",
+                channel="phone",
                 severity="medium",
                 summary="slow",
                 received_at=received_at,
