@@ -1,10 +1,12 @@
 """Cost control per project to date (R6.1) and the PM's bonus flag (R6.3).
 
-Cost control rate = actual cost / approved budget (the latest budget, changes
-by Director decisions included); cost saving = 1 - rate. At closure the
-project's own totals (ProjectClosed) are the figures. A PM is eligible for the
-bonus when the project closed *completed* with a saving of at least the
-policy's percentage: a failed or terminated project saves money by not
+Cost control rate = actual cost / approved budget: the amount the procurement
+approval granted, or the latest budget a Director decision approved (R5.2); a
+PM's raise within the threshold and changes of plan before the approval are
+not approvals, and a project never approved has no rate. Cost saving = 1 -
+rate. At closure the project's own cost total (ProjectClosed) is the actual.
+A PM is eligible for the bonus when the project closed *completed* with a
+saving of at least the policy's percentage: a failed or terminated project saves money by not
 delivering, which R6.3 does not reward.
 """
 
@@ -22,7 +24,7 @@ from shared.db import DbConn
 _SQL = f"""
 WITH {FACTS_CTE},
 b AS (SELECT DISTINCT ON (project_id) project_id, value AS budget, event_id FROM f
-      WHERE kind = 'budget' ORDER BY project_id, version DESC, seq DESC),
+      WHERE kind = 'approved_budget' ORDER BY project_id, version DESC, seq DESC),
 c AS (SELECT project_id, sum(value) AS actual, array_agg(event_id ORDER BY day, event_id) AS ids
       FROM f WHERE kind = 'cost' AND day <= $3 GROUP BY project_id),
 cl AS (SELECT project_id, label AS outcome, day AS closed_on, value AS costs_total, event_id

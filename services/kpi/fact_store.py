@@ -77,6 +77,33 @@ MIGRATIONS = (
 )
 
 
+#: What of an event's payload is kept for drill-down, where the rest is not
+#: for every KPI reader: an assessment's words are for the person, their
+#: superiors and HR (R6.2, docs/kpi.md), an investigation's findings for
+#: whoever reads the incident in the partner service. The figures need none.
+_PAYLOAD_KEPT: dict[str, frozenset[str]] = {
+    "SelfAssessmentSubmitted": frozenset(
+        {"user_id", "period", "due_at", "submitted_at", "on_time"}
+    ),
+    "SuperiorAssessmentSubmitted": frozenset(
+        {"user_id", "period", "assessor", "assessor_role", "due_at", "submitted_at", "on_time"}
+    ),
+    "InvestigationConcluded": frozenset({"investigation_id", "sanctions"}),
+}
+
+
+def kept_payload(event: EventEnvelope) -> dict[str, object]:
+    keep = _PAYLOAD_KEPT.get(event.event_type)
+    if keep is None:
+        return event.payload
+    return {k: v for k, v in event.payload.items() if k in keep}
+
+
+#: Obligations of a project's own stream that its PM owes (R3.2, R3.3, R6.4),
+#: and its reports (R4.3), whose filings and overdues name no person.
+_OWED_BY_THE_PM = frozenset({"kickoff", "quarterly_review", "data_leak_report", "report"})
+
+
 async def _open_step(conn: DbConn, approval: UUID, detail: str | None) -> tuple[str, str | None]:
     """The step a rejection closes: the last one opened (of that level, when
     the rejection names it)."""
@@ -115,7 +142,7 @@ async def store(
         event.actor.role,
         event.correlation_id,
         event.causation_id,
-        json.dumps(event.payload, ensure_ascii=False),
+        json.dumps(kept_payload(event), ensure_ascii=False),
     )
     if not inserted:
         return
@@ -127,12 +154,21 @@ async def store(
     partner_id = owner["partner_id"] if owner else None
     recorded_day = policy.clock.local_date(event.recorded_at)
     rows = []
+    manager: str | None = None
     for seq, fact in enumerate(facts):
         subject, detail = fact.subject, fact.detail
         if subject == OPEN_STEP:
             subject, detail = await _open_step(conn, event.aggregate_id, detail)
         project = fact.project_id or project_id
         partner = fact.partner_id or partner_id
+        person = fact.person
+        if person is None and fact.label in _OWED_BY_THE_PM and project is not None:
+            # The project's own deadlines are its PM's; ProjectCreated came
+            # first on the same stream, so a replay resolves the same person.
+            manager = manager or await conn.fetchval(
+                "SELECT project_manager FROM projects WHERE project_id = $1", project
+            )
+            person = manager
         if (project and not project_id) or (partner and not partner_id):
             project_id, partner_id = project_id or project, partner_id or partner
             await conn.execute(
@@ -157,7 +193,7 @@ async def store(
                 event.aggregate_version,
                 project,
                 partner,
-                fact.person,
+                person,
                 fact.label,
                 detail,
                 fact.value,

@@ -16,7 +16,10 @@ flag and two labels whose meaning depends on the kind.
 Obligations (R3.5) follow one pattern for every deadline of the policy:
 `obligation_due` (when it falls due), then `obligation_met` (flag: on time, or
 None when the event does not say and the due moment decides) or
-`obligation_breached` (the producer's Overdue event).
+`obligation_breached` (the producer's Overdue event). An obligation ends
+unowed when it is `obligation_cancelled` (a resolution handed to another
+owner) or falls due after `obligations_ended` for its project (a closed
+project, a closed report schedule), unless it was met or breached already.
 """
 
 from __future__ import annotations
@@ -131,7 +134,7 @@ def _project_created(e: EventEnvelope, policy: Policy) -> list[Fact]:
         person=p.project_manager,
         label=p.title,
     )
-    m.add("budget", str(pid), project_id=pid, value=p.budget)
+    m.add("planned_budget", str(pid), project_id=pid, value=p.budget)
     for milestone in p.milestones:
         m.add(
             "milestone_due",
@@ -144,12 +147,20 @@ def _project_created(e: EventEnvelope, policy: Policy) -> list[Fact]:
 
 
 def _budget_changed(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p = _read(e, c.BudgetChangedV1)
+    m = _Maker(e, policy)
+    # Only a Director decision moves the approved budget (R5.2); a PM's raise
+    # within the threshold, or a change of plan before approval, does not.
+    kind = "approved_budget" if p.decision_id is not None else "planned_budget"
+    m.add(kind, str(e.aggregate_id), project_id=e.aggregate_id, value=p.new_budget)
+    return m.facts
+
+
+def _procurement_granted(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p = _read(e, c.ProcurementApprovalGrantedV1)
     m = _Maker(e, policy)
     m.add(
-        "budget",
-        str(e.aggregate_id),
-        project_id=e.aggregate_id,
-        value=_read(e, c.BudgetChangedV1).new_budget,
+        "approved_budget", str(e.aggregate_id), project_id=e.aggregate_id, value=p.approved_amount
     )
     return m.facts
 
@@ -336,7 +347,9 @@ def _project_closed(e: EventEnvelope, policy: Policy) -> list[Fact]:
     m = _Maker(e, policy)
     pid = e.aggregate_id
     m.add("project_closed", str(pid), project_id=pid, label=p.outcome, value=p.costs_total)
-    m.add("budget", str(pid), project_id=pid, value=p.budget)
+    # What the project still owed after its closing is owed no more (reports,
+    # a kickoff of a project ended before it, resolutions on it).
+    m.add("obligations_ended", str(pid), project_id=pid)
     return m.facts
 
 
@@ -555,10 +568,21 @@ def _minutes_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
     return m.facts
 
 
+def _owner_subject(meeting: UUID, resolution: str) -> str:
+    # Resolution ids are numbered per meeting (R1, R2, ...): the meeting is part
+    # of the subject, or every meeting's R1 would be one obligation.
+    return f"{meeting}:{resolution}:owner"
+
+
+def _assignment_subject(meeting: UUID, resolution: str, assignment: int) -> str:
+    return f"{meeting}:{resolution}:a{assignment}"
+
+
 def _resolution_recorded(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionRecordedV1)
     m = _Maker(e, policy)
-    m.due(f"{p.resolution_id}:owner", "resolution_owner", p.owner_due_at, project_id=p.project_id)
+    subject = _owner_subject(e.aggregate_id, p.resolution_id)
+    m.due(subject, "resolution_owner", p.owner_due_at, project_id=p.project_id)
     return m.facts
 
 
@@ -567,16 +591,20 @@ def _resolution_assigned(e: EventEnvelope, policy: Policy) -> list[Fact]:
     m = _Maker(e, policy)
     if p.assignment == 1:
         m.met(
-            f"{p.resolution_id}:owner",
+            _owner_subject(e.aggregate_id, p.resolution_id),
             "resolution_owner",
             p.assigned_at,
             p.on_time,
             project_id=p.project_id,
         )
-    # One obligation per resolution: a re-assignment before the deadline moves
-    # it; one after it was recorded overdue first, and that breach stays.
+    else:
+        # The previous owner's obligation ends: released before its deadline
+        # it is cancelled; after it, the producer recorded its breach first,
+        # and a breach stays.
+        previous = _assignment_subject(e.aggregate_id, p.resolution_id, p.assignment - 1)
+        m.add("obligation_cancelled", previous, at=p.assigned_at, label="resolution")
     m.due(
-        f"{p.resolution_id}:resolution",
+        _assignment_subject(e.aggregate_id, p.resolution_id, p.assignment),
         "resolution",
         p.deadline,
         project_id=p.project_id,
@@ -588,14 +616,15 @@ def _resolution_assigned(e: EventEnvelope, policy: Policy) -> list[Fact]:
 def _resolution_owner_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionOwnerOverdueV1)
     m = _Maker(e, policy)
-    m.breached(f"{p.resolution_id}:owner", "resolution_owner", p.due_at, project_id=p.project_id)
+    subject = _owner_subject(e.aggregate_id, p.resolution_id)
+    m.breached(subject, "resolution_owner", p.due_at, project_id=p.project_id)
     return m.facts
 
 
 def _resolution_completed(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionCompletedV1)
     m = _Maker(e, policy)
-    subject = f"{p.resolution_id}:resolution"
+    subject = _assignment_subject(e.aggregate_id, p.resolution_id, p.assignment)
     m.met(subject, "resolution", p.completed_at, p.on_time, project_id=p.project_id, person=p.owner)
     return m.facts
 
@@ -603,7 +632,7 @@ def _resolution_completed(e: EventEnvelope, policy: Policy) -> list[Fact]:
 def _resolution_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ResolutionOverdueV1)
     m = _Maker(e, policy)
-    subject = f"{p.resolution_id}:resolution"
+    subject = _assignment_subject(e.aggregate_id, p.resolution_id, p.assignment)
     m.breached(subject, "resolution", p.deadline, project_id=p.project_id, person=p.owner)
     return m.facts
 
@@ -631,6 +660,9 @@ def _report_filed(on_time: bool) -> Mapper:
         p = _read(e, c.ReportFiledV1)
         m = _Maker(e, policy)
         subject = _report_subject(p.project_id, p.kind, p.period)
+        # A period filed early, or one the engine never opened before it was
+        # filed late, still is an obligation: its due time is on the event.
+        m.due(subject, "report", p.due_at, project_id=p.project_id, detail=p.kind)
         m.met(subject, "report", p.filed_at, on_time, project_id=p.project_id, detail=p.kind)
         return m.facts
 
@@ -641,7 +673,22 @@ def _report_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
     p = _read(e, c.ReportOverdueV1)
     m = _Maker(e, policy)
     subject = _report_subject(p.project_id, p.kind, p.period)
+    m.due(subject, "report", p.due_at, project_id=p.project_id, detail=p.kind)
     m.breached(subject, "report", p.due_at, project_id=p.project_id, detail=p.kind)
+    return m.facts
+
+
+def _schedule_closed(e: EventEnvelope, policy: Policy) -> list[Fact]:
+    p = _read(e, c.ReportScheduleClosedV1)
+    m = _Maker(e, policy)
+    # Periods opened ahead and not yet due when the schedule closed are not owed.
+    m.add(
+        "obligations_ended",
+        str(e.aggregate_id),
+        at=p.closed_at,
+        project_id=p.project_id,
+        label="report",
+    )
     return m.facts
 
 
@@ -736,6 +783,7 @@ def _assessment_overdue(e: EventEnvelope, policy: Policy) -> list[Fact]:
 MAPPERS: dict[tuple[str, str], Mapper] = {
     ("partner", "ProjectCreated"): _project_created,
     ("partner", "BudgetChanged"): _budget_changed,
+    ("partner", "ProcurementApprovalGranted"): _procurement_granted,
     ("partner", "CostRecorded"): _cost_recorded,
     ("partner", "ContractSigned"): _contract_signed,
     ("partner", "KickoffHeld"): _kickoff_held,
@@ -779,6 +827,7 @@ MAPPERS: dict[tuple[str, str], Mapper] = {
     ("docs", "ReportFiled"): _report_filed(True),
     ("docs", "ReportFiledLate"): _report_filed(False),
     ("docs", "ReportOverdue"): _report_overdue,
+    ("docs", "ReportScheduleClosed"): _schedule_closed,
     ("docs", "DocumentFiled"): _document_filed,
     ("docs", "DocumentReviewed"): _document_reviewed,
     ("kpi", "TrainingHeld"): _training_held,

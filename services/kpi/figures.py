@@ -72,6 +72,7 @@ async def person_figures(
         METRICS["compliance"],
         moment,
         Selection(period="all", filters={"person": user_id}, days=days),
+        missed=True,
     )
     out["compliance_breaches"] = [
         {
@@ -81,7 +82,6 @@ async def person_figures(
             "event_ids": b["event_ids"],
         }
         for b in breaches
-        if (b["numerator"] or 0) < (b["denominator"] or 0)
     ]
     sanctions, _, _ = await explain(
         conn,

@@ -609,12 +609,12 @@ def project_delivery() -> Board:
     )
     board.table(
         bilingual("成本控制（至今）", "Cost control (to date)"),
-        "R6.1, R6.3: per project to date: the approved budget (the latest, Director"
-        " decisions included), the actual cost (the closing totals once closed) and the"
+        "R6.1, R6.3: per project to date: the approved budget (procurement approval or"
+        " a later Director decision), the actual cost (the closing totals once closed) and the"
         " cost control rate = actual / budget; not limited by the time range.",
         f"""
         WITH b AS (SELECT DISTINCT ON (project_id) project_id, value AS budget
-                   FROM {t("facts")} WHERE kind = 'budget'
+                   FROM {t("facts")} WHERE kind = 'approved_budget'
                    ORDER BY project_id, version DESC, seq DESC),
         c AS (SELECT project_id, sum(value) AS spent FROM {t("facts")}
               WHERE kind = 'cost' AND day <= (now() AT TIME ZONE '${{zone}}')::date

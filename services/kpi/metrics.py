@@ -79,20 +79,28 @@ ON_TIME_DELIVERY = Metric(
     unit="ratio",
     aggregate="ratio",
     formula="milestones delivered on or before their due date / milestones that fell due"
-    " in the period (delivered or not); a rejected delivery does not count until redelivered",
+    " in the period (delivered or not), of projects under contract; a rejected delivery"
+    " does not count until redelivered; an undelivered milestone due after its project"
+    " closed is not owed",
     items=f"""
     WITH {_latest("milestone_due", "due")},
     last AS (SELECT DISTINCT ON (subject) * FROM f
              WHERE kind IN ('milestone_delivered', 'milestone_rejected')
-             ORDER BY subject, version DESC, seq DESC)
+             ORDER BY subject, version DESC, seq DESC),
+    signed AS (SELECT DISTINCT project_id FROM f WHERE kind = 'contract_signed'),
+    closed AS (SELECT project_id, min(day) AS day FROM f WHERE kind = 'project_closed'
+               GROUP BY project_id)
     SELECT due.day, due.project_id, due.partner_id, NULL::text AS person,
            NULL::text AS label, NULL::text AS detail,
            coalesce(last.kind = 'milestone_delivered' AND last.day <= due.day, false)::int::numeric
                AS num,
            1::numeric AS den, NULL::numeric AS sample,
            array_remove(ARRAY[due.event_id, last.event_id], NULL) AS event_ids
-    FROM due LEFT JOIN last USING (subject)
+    FROM due JOIN signed USING (project_id) LEFT JOIN last USING (subject)
+    LEFT JOIN closed ON closed.project_id = due.project_id
     WHERE due.at <= $2
+      AND (closed.day IS NULL OR closed.day >= due.day
+           OR last.kind IS NOT DISTINCT FROM 'milestone_delivered')
     """,
 )
 
@@ -164,13 +172,15 @@ DOCUMENT_ACCURACY = Metric(
     title_zh="文档准确率",
     unit="ratio",
     aggregate="ratio",
-    formula="document versions accepted at their first review / document versions reviewed,"
-    " per filer",
+    formula="documents accepted at their first review (no correction asked) / documents"
+    " reviewed, per filer, on the day of that first review",
     dims=(*PROJECT_DIMS, "person", "label"),
     person="filer",
     label="document type",
-    items=f"""
-    WITH {_first("document_reviewed", "r")}
+    items="""
+    WITH r AS (SELECT DISTINCT ON (split_part(subject, ':', 1)) * FROM f
+               WHERE kind = 'document_reviewed'
+               ORDER BY split_part(subject, ':', 1), version, seq)
     SELECT day, project_id, partner_id, person, label, NULL::text AS detail,
            flag::int::numeric AS num, 1::numeric AS den, NULL::numeric AS sample,
            ARRAY[event_id] AS event_ids
@@ -303,25 +313,37 @@ COMPLIANCE = Metric(
     " resolution owners and resolutions, data-leak reports, trainings, staff evaluations,"
     " weekly department"
     " and quarterly strategy meetings); an obligation met before it falls due counts once"
-    " met; one breached or still open after its due moment counts as missed",
+    " met; one breached or still open after its due moment counts as missed; one cancelled"
+    " (a resolution handed over) or falling due after its project or report schedule closed"
+    " is not owed, unless it was met or breached before",
     dims=(*PROJECT_DIMS, "person", "label", "detail"),
     person="who owes it (assignee, chair, owner, PM, staff member)",
     label="obligation type (approval_step, kickoff, quarterly_review, minutes, report, ...)",
     detail="approval level, report kind, meeting kind",
     items=f"""
-    WITH {_latest("obligation_due", "due")},
+    WITH {_first("obligation_due", "due")},
     met AS (SELECT DISTINCT ON (subject, label) * FROM f WHERE kind = 'obligation_met'
             ORDER BY subject, label, version, seq),
     br AS (SELECT DISTINCT ON (subject, label) * FROM f WHERE kind = 'obligation_breached'
-           ORDER BY subject, label, version, seq)
-    SELECT due.day, due.project_id, due.partner_id, coalesce(due.person, met.person) AS person,
+           ORDER BY subject, label, version, seq),
+    cancelled AS (SELECT DISTINCT subject, label FROM f WHERE kind = 'obligation_cancelled'),
+    ended AS (SELECT project_id, label, min(at) AS at FROM f WHERE kind = 'obligations_ended'
+              GROUP BY project_id, label)
+    SELECT due.day, due.project_id, due.partner_id,
+           -- a breach is charged to whom owed it, never to whom signed it late
+           CASE WHEN br.event_id IS NOT NULL THEN coalesce(due.person, br.person)
+                ELSE coalesce(due.person, met.person) END AS person,
            due.label, coalesce(due.detail, met.detail) AS detail,
            (br.event_id IS NULL AND met.event_id IS NOT NULL
             AND coalesce(met.flag, met.at <= due.at))::int::numeric AS num,
            1::numeric AS den, NULL::numeric AS sample,
            array_remove(ARRAY[due.event_id, met.event_id, br.event_id], NULL) AS event_ids
     FROM due LEFT JOIN met USING (subject, label) LEFT JOIN br USING (subject, label)
-    WHERE due.at <= $2 OR met.event_id IS NOT NULL OR br.event_id IS NOT NULL
+    WHERE (due.at <= $2 OR met.event_id IS NOT NULL OR br.event_id IS NOT NULL)
+      AND (met.event_id IS NOT NULL OR br.event_id IS NOT NULL OR NOT (
+          EXISTS (SELECT 1 FROM cancelled c WHERE c.subject = due.subject AND c.label = due.label)
+          OR EXISTS (SELECT 1 FROM ended e WHERE e.project_id = due.project_id
+                     AND (e.label IS NULL OR e.label = due.label) AND e.at < due.at)))
     UNION ALL
     {_CALENDAR_OBLIGATIONS}
     """,

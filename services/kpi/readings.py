@@ -9,6 +9,7 @@ or the service clock's now).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -163,21 +164,36 @@ async def figures(
     ]
 
 
+def against(metric: Metric) -> str:
+    """SQL: the item pulls the figure the wrong way. A miss where higher is
+    better (a late delivery, a breach), a hit where lower is (a complaint, a
+    failed project); for means, medians and counts every item is shown."""
+    if metric.aggregate != "ratio":
+        return "true"
+    return "num < den" if metric.higher_is_better else "num > 0"
+
+
 async def explain(
     conn: DbConn,
     metric: Metric,
     moment: Moment,
     selection: Selection,
     limit: int = 500,
+    *,
+    missed: bool = False,
+    newest_first: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], bool]:
-    """The items behind a figure and their events, oldest first; whether the
-    list was cut at `limit`."""
+    """The items behind a figure (only those against it, with `missed`) and
+    their events; whether the list was cut at `limit`."""
     args = moment.args()
     where = _where(selection, args)
+    if missed:
+        where = f"{where} AND ({against(metric)})" if where else f" WHERE {against(metric)}"
     args.append(limit + 1)
+    direction = "DESC" if newest_first else ""
     rows = await conn.fetch(
         f"{with_dimensions(metric)} SELECT {period_expr(selection.period)} AS period_start, *"
-        f" FROM d{where} ORDER BY day, event_ids LIMIT ${len(args)}",
+        f" FROM d{where} ORDER BY day {direction}, event_ids LIMIT ${len(args)}",
         *args,
     )
     truncated = len(rows) > limit
@@ -236,6 +252,7 @@ def view_sql(metric: Metric, zone: str) -> str:
             f" numerator, denominator, items, value FROM ({sql}) {period}_rows"
         )
     body = " UNION ALL ".join(parts)
+    assert not re.search(r"\$[4-9]|\$\d\d", body), "a view binds only $1-$3"
     body = (
         body.replace("$1::timestamptz", "NULL::timestamptz")
         .replace("$2", "now()")

@@ -16,7 +16,7 @@ import json
 import logging
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Final
 from uuid import UUID
 
@@ -88,30 +88,35 @@ _FROM_FIGURES: Final[dict[str, tuple[str, str]]] = {
     "data_leaks": ("data_leaks", "value"),
 }
 
+#: The partner's cost control to each period's end: actual cost / approved
+#: budget over its projects under contract (R6.1). Periods come from the caller
+#: (those in which the partner has figures), not from other partners' facts.
 _COST_CONTROL = f"""
 WITH {FACTS_CTE},
-periods AS (SELECT DISTINCT date_trunc(%(kind)s, day)::date AS start FROM f
-            WHERE kind IN ('cost', 'budget')),
-ends AS (SELECT start, (start + %(step)s::interval - interval '1 day')::date AS last FROM periods),
+asked AS (SELECT * FROM unnest($4::uuid[], $5::date[], $6::date[]) AS a(partner_id, start, last)),
+contracted AS (SELECT DISTINCT p.project_id, p.partner_id FROM projects p
+               JOIN f ON f.kind = 'contract_signed' AND f.project_id = p.project_id),
 budgets AS (
-    SELECT e.start, p.partner_id, sum(b.value) AS budget
-    FROM ends e CROSS JOIN projects p
-    JOIN LATERAL (SELECT value FROM f WHERE kind = 'budget' AND project_id = p.project_id
-                  AND day <= e.last ORDER BY version DESC, seq DESC LIMIT 1) b ON true
-    GROUP BY e.start, p.partner_id),
+    SELECT a.partner_id, a.start, sum(b.value) AS budget
+    FROM asked a JOIN contracted p ON p.partner_id = a.partner_id
+    JOIN LATERAL (SELECT value FROM f WHERE kind = 'approved_budget'
+                  AND project_id = p.project_id AND day <= a.last
+                  ORDER BY version DESC, seq DESC LIMIT 1) b ON true
+    GROUP BY a.partner_id, a.start),
 costs AS (
-    SELECT e.start, p.partner_id, sum(c.value) AS actual
-    FROM ends e JOIN f c ON c.kind = 'cost' AND c.day <= e.last
-    JOIN projects p ON p.project_id = c.project_id
-    GROUP BY e.start, p.partner_id)
-SELECT b.start, b.partner_id, coalesce(c.actual, 0) / nullif(b.budget, 0) AS rate
-FROM budgets b LEFT JOIN costs c USING (start, partner_id)
+    SELECT a.partner_id, a.start, sum(c.value) AS actual
+    FROM asked a JOIN contracted p ON p.partner_id = a.partner_id
+    JOIN f c ON c.kind = 'cost' AND c.project_id = p.project_id AND c.day <= a.last
+    GROUP BY a.partner_id, a.start)
+SELECT b.partner_id, b.start, coalesce(c.actual, 0) / nullif(b.budget, 0) AS rate
+FROM budgets b LEFT JOIN costs c USING (partner_id, start)
 """
 
 
-def _cost_sql(period: str) -> str:
-    step = "1 month" if period == "month" else "3 months"
-    return _COST_CONTROL.replace("%(kind)s", f"'{period}'").replace("%(step)s", f"'{step}'")
+def _period_end(start: date, period: str) -> date:
+    months = 1 if period == "month" else 3
+    month = start.month - 1 + months
+    return date(start.year + month // 12, month % 12 + 1, 1) - timedelta(days=1)
 
 
 async def partner_variables(
@@ -130,8 +135,16 @@ async def partner_variables(
             for variable, (source, field) in _FROM_FIGURES.items():
                 if source == metric_key:
                     out[key][variable] = row[field]
-    for cost in await conn.fetch(_cost_sql(period), *moment.args()):
-        if (cost["partner_id"], cost["start"]) in out and cost["rate"] is not None:
+    keys = sorted(out)
+    costs = await conn.fetch(
+        _COST_CONTROL,
+        *moment.args(),
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [_period_end(k[1], period) for k in keys],
+    )
+    for cost in costs:
+        if cost["rate"] is not None:
             out[(cost["partner_id"], cost["start"])]["cost_control"] = float(cost["rate"])
     return {key: _complete(values) for key, values in out.items()}
 
@@ -257,22 +270,36 @@ async def store_scores(
         )
 
 
+#: One scoring run at a time across replicas and the manual endpoint: a run
+#: computed on older facts must not store or publish after a newer one.
+_RUN_LOCK: Final = lock_key("kpi", "scoring-run")
+
+
 async def rescore(rt: Runtime) -> ScoreRun:
-    """One scoring run: scores stored, standings recorded, Probation warnings."""
+    """One scoring run: scores stored, standings recorded, Probation warnings
+    and the gauges refreshed, all from one reading moment, runs in turn."""
+    async with rt.pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _RUN_LOCK)
+        try:
+            return await _rescore(rt, conn)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _RUN_LOCK)
+
+
+async def _rescore(rt: Runtime, conn: DbConn) -> ScoreRun:
     app = rt.application
     assert isinstance(app, KpiApplication)
     config = app.scorecard
     now = rt.clock.now()
     moment = Moment.of(rt.policy, now)
     run = ScoreRun()
-    async with rt.pool.acquire() as conn:
-        score_rows, overalls = await compute(conn, config, moment)
-        await store_scores(conn, score_rows, overalls, now)
-        run.scores = len(score_rows)
-        projects = await conn.fetch(
-            "SELECT p.project_id, p.partner_id, p.title, p.project_manager, f.recorded_at"
-            " FROM projects p JOIN facts f ON f.event_id = p.event_id AND f.kind = 'project'"
-        )
+    score_rows, overalls = await compute(conn, config, moment)
+    await store_scores(conn, score_rows, overalls, now)
+    run.scores = len(score_rows)
+    projects = await conn.fetch(
+        "SELECT p.project_id, p.partner_id, p.title, p.project_manager, f.recorded_at"
+        " FROM projects p JOIN facts f ON f.event_id = p.event_id AND f.kind = 'project'"
+    )
     probation = config.standings[-1].name
     for o in overalls:
         if o.version != config.active or o.period != STANDING_PERIOD:
@@ -306,8 +333,7 @@ async def rescore(rt: Runtime) -> ScoreRun:
             probation=probation,
         )
         run.warnings += int(warned)
-    async with rt.pool.acquire() as conn:
-        await gauges.refresh(conn, moment, config.active, [s.name for s in config.standings])
+    await gauges.refresh(conn, moment, config.active, [s.name for s in config.standings])
     return run
 
 

@@ -11,6 +11,10 @@ The story (Shanghai time, service clock at 2026-03-28 12:00; hand-computed):
   40,000 of cost a month. The department holds its weekly meeting (minutes
   filed the same day) every week except the week of 2026-03-09, and its
   quarterly strategy meeting in Q2 and Q3 2025 but not in Q4.
+- Every project is under contract (only then do its milestones count, R6.1)
+  and has its procurement approved at its planned budget (cost control reads
+  the approved budget only, R5.2): PH signed 2025-04-01, kickoff 04-03; PC
+  signed 2026-02-02, kickoff 02-05 (both on time); PA and PB below.
 - February 2026: A's project PA delivers m1 on time; a task on time; surveys
   4 (PA) and 5 (PC); a security incident; B's pilot PD closes *failed*; PA's
   kickoff is held in time, PB's goes overdue.
@@ -19,9 +23,10 @@ The story (Shanghai time, service clock at 2026-03-28 12:00; hand-computed):
   tasks 2/3; PC closes *completed* at 90,000 of 100,000 (R6.3 bonus); one
   incident; February's monthly report filed by PA, overdue for PB.
 
-Compliance (R3.5): January 9/9 (4 weekly meetings, 5 minutes), February 9/10
-(4 meetings, 4 minutes, kickoffs 1/2), March 6/8 (meetings 3/4, minutes 2/2,
-reports 1/2) -> March 75.0%, Q1 24/27 = 88.9%; the breaches, newest first:
+Compliance (R3.5): January 9/9 (4 weekly meetings, 5 minutes), February
+10/11 (4 meetings, 4 minutes, kickoffs 2/3), March 6/8 (meetings 3/4,
+minutes 2/2, reports 1/2) -> March 75.0%, Q1 25/28 = 89.3%; the breaches,
+newest first (the board asks for missed=true&order=desc):
 the weekly meeting due 03-15, PB's report (03-05), PB's kickoff (02-11), Q4's
 strategy meeting (2025-12-31). Satisfaction has no survey in March: its tile
 shows "—", never 0.
@@ -92,7 +97,7 @@ EXPECTED: dict[str, tuple[str, str]] = {
     "on_time_delivery": ("60.0%", "71.4%"),
     "complaint_rate": ("25.0%", "16.7%"),
     "satisfaction": ("—", "4.3"),
-    "compliance": ("75.0%", "88.9%"),
+    "compliance": ("75.0%", "89.3%"),
     "task_completion": ("66.7%", "80.0%"),
     "failure_rate": ("0.0%", "50.0%"),
     "incidents": ("1", "2"),
@@ -102,7 +107,7 @@ API_VALUES: dict[str, tuple[float | None, float | None]] = {
     "on_time_delivery": (0.6, 5 / 7),
     "complaint_rate": (0.25, 1 / 6),
     "satisfaction": (None, 13 / 3),
-    "compliance": (0.75, 24 / 27),
+    "compliance": (0.75, 25 / 28),
     "task_completion": (2 / 3, 0.8),
     "failure_rate": (0.0, 0.5),
     "incidents": (1.0, 2.0),
@@ -242,7 +247,25 @@ class Story:
             ],
         }
         await self.emit("partner", "ProjectCreated", pid, payload, local(created))
+        approved = local(created, 15)
+        granted = {
+            "request_id": str(uuid.uuid4()),
+            "approved_at": approved.isoformat(),
+            "approved_amount": str(budget),
+        }
+        await self.emit("partner", "ProcurementApprovalGranted", pid, granted, approved)
         return pid
+
+    async def kickoff(self, project: str, held: date, due: datetime) -> None:
+        payload = {
+            "held_on": str(held),
+            "goals": ["按期交付"],
+            "timetable": "按合同",
+            "responsibilities": [{"person": "pm.wang", "duty": "总体协调"}],
+            "due_at": due.isoformat(),
+            "late": False,
+        }
+        await self.emit("partner", "KickoffHeld", self.projects[project], payload, local(held))
 
     async def deliver(self, project: str, milestone: str, due: date, on: date) -> None:
         payload = {
@@ -421,6 +444,7 @@ async def load_story(feed: FactFeed) -> Story:
         date(2025, 4, 1),
         [(f"h{n}", m.replace(day=15)) for n, m in enumerate(history)],
     )
+    await s.kickoff("PH", date(2025, 4, 3), await s.contract("PH", "C", date(2025, 4, 1)))
     scores = [4, 4, 3, 4, 5, 4, 4, 5, 4, 4]
     for n, m in enumerate(history):
         late = n in (2, 6)
@@ -460,6 +484,7 @@ async def load_story(feed: FactFeed) -> Story:
         "PC", "A", "网络安全加固项目", "pm.wang", 100_000, d(2026, 2, 2), [("c1", d(2026, 3, 12))]
     )
     await s.project("PD", "B", "移动办公试点项目", "pm.zhao", 80_000, d(2026, 2, 2), [])
+    await s.kickoff("PC", d(2026, 2, 5), await s.contract("PC", "A", d(2026, 2, 2)))
 
     kickoff_due = await s.contract("PA", "A", d(2026, 2, 3))
     kickoff = {
@@ -835,9 +860,9 @@ async def test_board_in_headless_chromium(
     for page in pages:
         assert_local_only(page, base)
         assert token not in page.dom
-    assert f"{base}/v1/kpi/metrics/compliance/explain?period=all&missed=true&limit=2000" in (
-        en.requests
-    )
+    # The breaches newest first, filtered before the limit (R3.5).
+    breaches = "/v1/kpi/metrics/compliance/explain?period=all&missed=true&order=desc&limit=2000"
+    assert f"{base}{breaches}" in en.requests
 
 
 @needs_chromium

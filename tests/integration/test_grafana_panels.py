@@ -383,6 +383,12 @@ async def build(w: World) -> None:
         budget="500000", currency="CNY", specialists=["sp.qian"],
         milestones=[milestone("B-M1", "2026-09-20"), milestone("B-M2", "2026-10-10")],
     )  # fmt: skip
+    # R5.2: the approved budgets (the procurement approvals), what cost control reads.
+    for project, amount, when in ((w.a, "1000000", at(9, 7, 8)), (w.b, "500000", at(9, 8, 8))):
+        await w.project(
+            "ProcurementApprovalGranted", project, when,
+            request_id=str(uuid.uuid4()), approved_at=iso(when), approved_amount=amount,
+        )  # fmt: skip
 
     # R3.1: the procurement of project A: three steps, the finance step late.
     ar = uuid.uuid4()
@@ -509,7 +515,7 @@ async def build(w: World) -> None:
             task_id=task, specialist=who, completed_on=completed, due_on=due, on_time=on_time,
         )  # fmt: skip
 
-    # Documents reviewed: one of sp.zhao's three versions needed correction.
+    # Documents reviewed: sp.zhao's d2 needed correction at its first review.
     d1, d2, d3 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     for document, project, filer, version, outcome, when in (
         (d1, w.a, "sp.zhao", 1, "accepted", at(9, 12)),
@@ -896,8 +902,8 @@ async def test_partner_scorecard(world: World) -> None:
 
 async def test_project_delivery(world: World) -> None:
     """All: on time 3/5, complaints 2/4, failures 1/1, costs 300k+50k+200k+120k; for
-    华信 and pm.wang: 2/3, 1/3, no closure, 350k. Cost control to date: A 350k of 1m,
-    B closed terminated at its totals 320k of 500k."""
+    华信 and pm.wang: 2/3, 1/3, no closure, 350k. Cost control to date: A 350k of its
+    approved 1m, B closed terminated at its totals 320k of its approved 500k."""
     g = world.grafana
     figures = {
         "On-time delivery rate (selected range)": (D("0.6000"), D("0.6667")),
@@ -939,7 +945,10 @@ async def test_process_compliance(world: World) -> None:
     """All (September and October): approval steps 2 of 3 (finance late), kickoffs 1 of
     2, the Q3 review, reports 0 of 2, minutes 2 of 2, the data-leak report, and the
     weekly department meetings since the first fact (weeks ending 13 Sep to 25 Oct: 7,
-    the one of 12 Oct held): 8 of 18. Approval cycle: (24 + 96 + 24) / 3 hours."""
+    the one of 12 Oct held): 8 of 18. Approval cycle: (24 + 96 + 24) / 3 hours. By
+    person (R3.5, fix 8): kickoffs, the Q3 review, the data-leak report and the reports
+    are the projects' PMs' (pm.wang 3 of 5 with his minutes, pm.li 1 of 2); only the
+    department's weekly meetings are unassigned."""
     g = world.grafana
     b = "process-compliance"
     assert await g.panel(b, "Process compliance (selected range)") == [{"value": D("0.4444")}]
@@ -962,13 +971,13 @@ async def test_process_compliance(world: World) -> None:
     rows = await g.panel(b, "Compliance by person")
     assert by(rows, "person", "due", "met") == ordered(
         [
-            ("(unassigned)", D("11"), D("4")),
+            ("(unassigned)", D("7"), D("1")),
             ("ceo.sun", D("1"), D("1")),
             ("director.zhang", D("1"), D("1")),
             ("fin.qian", D("1"), D("0")),
             ("head.zhou", D("1"), D("1")),
-            ("pm.li", D("1"), D("0")),
-            ("pm.wang", D("2"), D("1")),
+            ("pm.li", D("2"), D("1")),
+            ("pm.wang", D("5"), D("3")),
         ],
     )
     rows = await g.panel(b, "Deadlines missed")
@@ -991,7 +1000,8 @@ async def test_process_compliance(world: World) -> None:
 
 async def test_staff_kpis(world: World) -> None:
     """Tasks: sp.zhao T1 on time, T2 late (September), sp.qian T3 on time (October).
-    Documents at first review: sp.zhao 2 of 3, sp.qian 1 of 1. Acknowledgement: sp.zhao
+    Documents accepted at their first review (per document, fix 9): sp.zhao 1 of 2
+    (d2's first review asked for a correction), sp.qian 1 of 1. Acknowledgement: sp.zhao
     2 h and 4 h (median 3), sp.qian 24 h. Trainings in 2026: sp.zhao 3, the others at
     most 1; September and October held two."""
     g = world.grafana
@@ -1013,7 +1023,7 @@ async def test_staff_kpis(world: World) -> None:
         "document_accuracy",
     ) == [
         ("sp.qian", "钱专员", D("1"), D("1.0000"), D("1"), D("1.0000")),
-        ("sp.zhao", "赵专员", D("2"), D("0.5000"), D("3"), D("0.6667")),
+        ("sp.zhao", "赵专员", D("2"), D("0.5000"), D("2"), D("0.5000")),
     ]  # fmt: skip
     rows = await g.panel(b, "Response speed (tasks) (median)")
     assert by(rows, "period_start", "person", "project", "tasks", "median_hours") == [

@@ -9,8 +9,10 @@ each with minutes within 24 h: (1 + 3 + 3 + 3) / (1 + 4 + 4 + 3) = 10/12; the
 project's own 4/5, the department's 6/7; the breaches are the late report
 and the missed week.
 
-Cost control: budget 100,000, costs 94,000, completed: saving 6%, eligible
-for the PM's bonus (R6.3); costs 95,100: 4.9%, not; 90,000 but failed: not.
+Cost control: approved budget 100,000 (the procurement approval: the
+planned budget of ProjectCreated is not an approval), costs 94,000,
+completed: saving 6%, eligible for the PM's bonus (R6.3); costs 95,100:
+4.9%, not; 90,000 but failed: not. Before the approval there is no rate.
 """
 
 from __future__ import annotations
@@ -210,6 +212,7 @@ async def test_the_compliance_example(kpi: RunningService, settings: Settings) -
     ]
     late = next(i for i in items if i["label"] == "report")
     types = {e["event_id"]: e["event_type"] for e in missed.json()["events"]}
+    # The period opened owes it (R4.3); the late filing meets it late.
     assert sorted(types[e] for e in late["event_ids"]) == ["ReportFiledLate", "ReportPeriodOpened"]
     skipped = next(i for i in items if i["label"] == "weekly_department_meeting")
     assert skipped["event_ids"] == []  # nothing happened: the week itself is the breach
@@ -227,6 +230,18 @@ async def test_the_cost_control_example(
     partner, project = uuid.uuid4(), uuid.uuid4()
     await feed.emit(
         "partner", "ProjectCreated", project, _project(partner), at=local(date(2026, 1, 5))
+    )
+    approved = local(date(2026, 1, 20))
+    await feed.emit(
+        "partner",
+        "ProcurementApprovalGranted",
+        project,
+        {
+            "request_id": str(uuid.uuid4()),
+            "approved_at": approved.isoformat(),
+            "approved_amount": "100000",
+        },
+        at=approved,
     )
     await feed.emit(
         "partner",
@@ -269,3 +284,13 @@ async def test_the_cost_control_example(
         )
     ).json()["items"][0]
     assert (feb["outcome"], feb["bonus_eligible"], feb["actual"]) == (None, False, float(costs))
+    # Before the procurement approval the project had no approved budget (R5.2):
+    # its planned budget of 100,000 is no denominator.
+    jan = (
+        await kpi.client.get(
+            "/v1/kpi/cost-control",
+            params={"project_id": str(project), "as_of": local(date(2026, 1, 10)).isoformat()},
+            headers=auditor,
+        )
+    ).json()["items"][0]
+    assert (jan["budget"], jan["rate"], jan["saving"]) == (None, None, None)

@@ -10,7 +10,9 @@ One department's first half of 2026 (all times Shanghai):
   delivered 03-09, rejected 03-11, redelivered late 03-12, d due 03-31
   delivered 03-20, rejected, redelivered on time 03-30, e due 08-31 (not due).
   P2 (partner Y, pm.li): f due 03-15 delivered 03-14 then rejected, never
-  redelivered; g due 04-01 delivered 03-31.
+  redelivered; g due 04-01 delivered 03-31. P1, P2 and P8 are under contract;
+  P7's h (due 04-15, no contract) and P8's i (due 06-30, after P8 was
+  terminated on 06-25), both undelivered, are not counted.
   On-time delivery: Jan 1/2, Feb none (null), Mar 1/3, Apr 1/1; Q1 2/5, Q2 1/1.
 - Complaints on P1 at 2026-03-31T23:30+08:00 (March) and 2026-04-01T00:10+08:00
   (April, though March 31 in UTC); first deliveries Jan 1, Feb 1, Mar 4, Apr 0.
@@ -19,17 +21,27 @@ One department's first half of 2026 (all times Shanghai):
   from sp.zhao) on time; April t4 on time; t6 due in August. Task completion:
   Mar 3/5 (zhao 2/3, qian 1/2), Apr 1/1. Acknowledgements after 1, 2, 24, 0.5 h
   in March (median 1.5; zhao 2, qian 0.5), 3 h in April.
-- Surveys 4 and 5 in March (4.5), 2 in May; document versions reviewed in
-  March: 2 of 3 accepted at their first review (zhao 1/2, qian 1/1).
+- Surveys 4 and 5 in March (4.5), 2 in May; documents reviewed in March: 1 of
+  2 accepted at its first review (D1 needed a correction at version 1: zhao
+  0/1; D2 accepted: qian 1/1).
+- Approved budgets: 100,000 granted for P2, P4, P5, P6, P8 and 200,000 for P7
+  (raised by its PM to 210,000 on 04-05, not an approval; to 250,000 by a
+  Director decision on 04-10); P1's procurement was rejected: no budget.
 - Closures in June: P4 completed (95,000 of 100,000: saving 5% -> bonus), P5
   completed (95,100: 4.9% -> no bonus), P6 failed (50%, no bonus: failed), P8
   terminated. Failure rate June 2/4. Costs Mar 50,000, Apr 145,000, May 145,100.
 - Obligations (R3.5) in March: approval steps 3/4, kickoff 0/1, reviews 1/2,
-  minutes 2/4, resolution owners 1/2, resolutions 1/2, weekly department
-  meetings 3/5 (Sundays 03-01 .. 03-29; a meeting at 2026-03-15T23:30 and one
-  at 2026-03-16T00:10 fall in different weeks), Q1 strategy meeting 0/1:
-  11/21. May: reports 2/4, emergency explanations 1/2, minutes 1/1, data-leak
-  reports 1/1, weekly meetings 0/5: 5/13.
+  minutes 2/4, resolution owners 2/3 and resolutions 2/3 (M1's R1 and R2, M4's
+  R1: handed from pm.li to sp.qian before its deadline, pm.li's assignment is
+  cancelled), weekly department meetings 3/5 (Sundays 03-01 .. 03-29; a
+  meeting at 2026-03-15T23:30 and one at 2026-03-16T00:10 fall in different
+  weeks), Q1 strategy meeting 0/1: 13/23. April: weekly meetings 0/4, M1's R2
+  handed to pm.wang after pm.li's breach, done on time: 1/5. May: reports 2/4,
+  emergency explanations 1/2, minutes 1/1, data-leak reports 1/1, weekly
+  meetings 0/5: 5/13. June: P4's weekly report due 06-12 is not owed (P4 closed
+  06-10). July: reports W27 open, W28 filed early, W29 filed early without its
+  period ever opened: 2/3. January and February: P2's and P8's kickoffs, and
+  sp.zhao's self-assessment, all on time.
 - Incidents in May: availability 2 h, data leaks 0.5 h and 1.5 h (the second
   reported late); investigations: one concluded with two sanctions, one open.
 
@@ -91,6 +103,10 @@ E1, E2 = UUID("e1000000-0000-4000-8000-0000000000e1"), UUID("e2000000-0000-4000-
 M1, M2, M3, M4, M5 = (UUID(f"0c000000-0000-4000-8000-00000000000{n}") for n in "12345")
 S1 = UUID("5c000000-0000-4000-8000-0000000000c1")  # P1's report schedule
 D1, D2 = UUID("d1000000-0000-4000-8000-0000000000d1"), UUID("d2000000-0000-4000-8000-0000000000d2")
+S4 = UUID("5c000000-0000-4000-8000-0000000000c4")  # P4's report schedule
+EV1 = UUID("e7000000-0000-4000-8000-0000000000e7")  # sp.zhao's self-assessment for 2025-12
+DECISION = UUID("dec00000-0000-4000-8000-000000000dec")  # the Director's decision on P7
+CP_P7_RAISED = L(4, 8)  # P7's budget raised by its PM (04-05), not yet by a decision (04-10)
 
 #: Moments at which the figures were read live while the events were fed.
 CP_C_DUE = L(3, 11, 0)  # c fell due (end of 03-10), delivered on time, not yet rejected
@@ -303,15 +319,27 @@ def _projects(w: World) -> None:
     w.add(L(1, 2), "partner", "ProjectCreated", P2, _project(
         Y, "乙项目", "pm.li", "100000.00", ("f", "2026-03-15"), ("g", "2026-04-01")
     ), "P2")  # fmt: skip
-    for pid, partner, title, pm, budget in (
-        (P4, X, "丙项目", "pm.wang", "100000.00"),
-        (P5, Y, "丁项目", "pm.li", "100000.00"),
-        (P6, Y, "戊项目", "pm.li", "100000.00"),
-        (P7, X, "己项目", "pm.wang", "200000.00"),
-        (P8, X, "庚项目", "pm.wang", "100000.00"),
+    for pid, partner, title, pm, budget, milestones in (
+        (P4, X, "丙项目", "pm.wang", "100000.00", ()),
+        (P5, Y, "丁项目", "pm.li", "100000.00", ()),
+        (P6, Y, "戊项目", "pm.li", "100000.00", ()),
+        # h falls due, undelivered, but P7 never signed a contract: not counted.
+        (P7, X, "己项目", "pm.wang", "200000.00", (("h", "2026-04-15"),)),
+        # i falls due after P8 was terminated (06-25), undelivered: not owed.
+        (P8, X, "庚项目", "pm.wang", "100000.00", (("i", "2026-06-30"),)),
     ):
-        body = _project(partner, title, pm, budget)
+        body = _project(partner, title, pm, budget, *milestones)
         w.add(L(2, 1), "partner", "ProjectCreated", pid, body, f"P{str(pid)[-1]}")
+    # Approved budgets (R5.2): P1's procurement was rejected, so it has none.
+    for at, pid in ((L(1, 3), P2), *((L(2, 5), pid) for pid in (P4, P5, P6, P8))):
+        w.add(at, "partner", "ProcurementApprovalGranted", pid, {
+            "request_id": str(uuid.uuid4()), "approved_at": iso(at),
+            "approved_amount": "100000.00",
+        }, f"granted-{pid}")  # fmt: skip
+    w.add(L(2, 5), "partner", "ProcurementApprovalGranted", P7, {
+        "request_id": str(uuid.uuid4()), "approved_at": iso(L(2, 5)),
+        "approved_amount": "200000.00",
+    }, f"granted-{P7}")  # fmt: skip
 
 
 def _deliveries(w: World) -> None:
@@ -423,8 +451,13 @@ def _costs_and_closures(w: World) -> None:
             "cost_id": cid, "amount": amount, "category": category, "currency": "CNY",
             "incurred_on": on, "note": "",
         }, cid)  # fmt: skip
+    # The PM's raise within the threshold is not an approval; the Director's decision is.
+    w.add(L(4, 5), p, "BudgetChanged", P7, {
+        "old_budget": "200000.00", "new_budget": "210000.00", "reason": "扩容", "decision_id": None,
+    }, "P7-raise")  # fmt: skip
     w.add(L(4, 10), p, "BudgetChanged", P7, {
-        "old_budget": "200000.00", "new_budget": "250000.00", "reason": "扩容", "decision_id": None,
+        "old_budget": "210000.00", "new_budget": "250000.00", "reason": "扩容",
+        "decision_id": str(DECISION),
     }, "P7-budget")  # fmt: skip
     for at, pid, outcome, costs in (
         (L(6, 10), P4, "completed", "95000.00"),
@@ -437,14 +470,38 @@ def _costs_and_closures(w: World) -> None:
         }, f"closed-{pid}")  # fmt: skip
 
 
+def _contract(number: str, partner: UUID, signed_on: str, kickoff_due: datetime) -> dict[str, Any]:
+    return {
+        "contract_number": number, "partner_id": str(partner), "value": "98000.00",
+        "currency": "CNY", "signed_on": signed_on, "starts_on": signed_on,
+        "ends_on": "2027-02-28", "sla_terms": ["可用性 99.9%"],
+        "third_party_acceptor": "福建省软件测评中心", "kickoff_due_at": iso(kickoff_due),
+    }  # fmt: skip
+
+
+def _kickoff(held_on: str, due: datetime, late: bool) -> dict[str, Any]:
+    return {
+        "held_on": held_on, "goals": ["稳定运行"], "timetable": "启动",
+        "responsibilities": [{"person": "pm.li", "duty": "总体负责"}], "late": late,
+        "due_at": iso(due),
+    }  # fmt: skip
+
+
 def _kickoff_and_reviews(w: World) -> None:
     p = "partner"
+    # P2 and P8 are under contract (their milestones count, R6.1), each kicked off in time.
+    w.add(
+        L(1, 2, 12), p, "ContractSigned", P2, _contract("HT-2026-002", Y, "2026-01-02", eod(1, 9))
+    )
+    w.add(L(1, 8, 18), p, "KickoffHeld", P2, _kickoff("2026-01-08", eod(1, 9), False))
+    w.add(L(2, 2), p, "ContractSigned", P8, _contract("HT-2026-008", X, "2026-02-02", eod(2, 9)))
+    w.add(L(2, 6, 18), p, "KickoffHeld", P8, _kickoff("2026-02-06", eod(2, 9), False))
     w.add(L(3, 1), p, "ContractSigned", P1, {
         "contract_number": "HT-2026-001", "partner_id": str(X), "value": "98000.00",
         "currency": "CNY", "signed_on": "2026-03-01", "starts_on": "2026-03-01",
         "ends_on": "2027-02-28", "sla_terms": ["可用性 99.9%"],
         "third_party_acceptor": "福建省软件测评中心", "kickoff_due_at": iso(eod(3, 8)),
-    })  # fmt: skip
+    }, "contract-p1")  # fmt: skip
     w.add(L(3, 9, 18), p, "KickoffHeld", P1, {
         "held_on": "2026-03-09", "goals": ["稳定运行"], "timetable": "三月启动",
         "responsibilities": [{"person": "pm.wang", "duty": "总体负责"}], "late": True,
@@ -553,37 +610,53 @@ def _meetings(w: World) -> None:
     held(M5, "quarterly_strategy", L(5, 20, 14))
     minutes(M5, "quarterly_strategy", L(5, 20, 14), L(5, 20, 18))
 
-    def recorded(rid: str, project: UUID | None) -> None:
-        w.add(L(3, 2, 10), d, "ResolutionRecorded", M1, {
-            "resolution_id": rid, "project_id": project and str(project), "text": "落实整改",
-            "owner_due_at": iso(L(3, 3, 9)),
+    def recorded(meeting: UUID, at: datetime, rid: str, owners_due: datetime) -> None:
+        w.add(at, d, "ResolutionRecorded", meeting, {
+            "resolution_id": rid, "project_id": None, "text": "落实整改",
+            "owner_due_at": iso(owners_due),
         })  # fmt: skip
 
-    def assigned(at: datetime, rid: str, project: UUID | None, owner: str, deadline: datetime,
-                 on_time: bool) -> None:  # fmt: skip
-        w.add(at, d, "ResolutionAssigned", M1, {
-            "resolution_id": rid, "project_id": project and str(project), "assignment": 1,
+    def assigned(meeting: UUID, at: datetime, rid: str, n: int, owner: str, deadline: datetime,
+                 on_time: bool, owners_due: datetime) -> None:  # fmt: skip
+        w.add(at, d, "ResolutionAssigned", meeting, {
+            "resolution_id": rid, "project_id": None, "assignment": n,
             "owner": owner, "assigned_at": iso(at), "deadline": iso(deadline),
-            "on_time": on_time, "owner_due_at": iso(L(3, 3, 9)),
-        })  # fmt: skip
+            "on_time": on_time, "owner_due_at": iso(owners_due),
+        }, f"assigned-{meeting}-{rid}-{n}")  # fmt: skip
 
-    # A department meeting's resolutions are the department's (no project), as in docs.
-    recorded("r1", None)
-    recorded("r2", None)
-    assigned(L(3, 2, 11), "r1", None, "pm.wang", eod(3, 20), True)
-    w.add(L(3, 19), d, "ResolutionCompleted", M1, {
-        "resolution_id": "r1", "project_id": None, "assignment": 1, "owner": "pm.wang",
-        "note": "", "completed_at": iso(L(3, 19)), "deadline": iso(eod(3, 20)), "on_time": True,
-    })  # fmt: skip
+    def completed(meeting: UUID, at: datetime, rid: str, n: int, owner: str,
+                  deadline: datetime) -> None:  # fmt: skip
+        w.add(at, d, "ResolutionCompleted", meeting, {
+            "resolution_id": rid, "project_id": None, "assignment": n, "owner": owner,
+            "note": "", "completed_at": iso(at), "deadline": iso(deadline),
+            "on_time": at <= deadline,
+        }, f"completed-{meeting}-{rid}-{n}")  # fmt: skip
+
+    # A department meeting's resolutions are the department's (no project), as in
+    # docs; ids are numbered per meeting: M1 and M4 each have an R1.
+    m1_owners = L(3, 3, 9)
+    recorded(M1, L(3, 2, 10), "R1", m1_owners)
+    recorded(M1, L(3, 2, 10), "R2", m1_owners)
+    assigned(M1, L(3, 2, 11), "R1", 1, "pm.wang", eod(3, 20), True, m1_owners)
+    completed(M1, L(3, 19), "R1", 1, "pm.wang", eod(3, 20))
     w.add(L(3, 3, 9), d, "ResolutionOwnerOverdue", M1, {
-        "deadline_id": str(uuid.uuid4()), "resolution_id": "r2", "project_id": None,
-        "chaired_by": "director.zhang", "due_at": iso(L(3, 3, 9)),
+        "deadline_id": str(uuid.uuid4()), "resolution_id": "R2", "project_id": None,
+        "chaired_by": "director.zhang", "due_at": iso(m1_owners),
     })  # fmt: skip
-    assigned(L(3, 4), "r2", None, "pm.li", eod(3, 25), False)
+    assigned(M1, L(3, 4), "R2", 1, "pm.li", eod(3, 25), False, m1_owners)
     w.add(L(3, 26, 0), d, "ResolutionOverdue", M1, {
-        "deadline_id": str(uuid.uuid4()), "resolution_id": "r2", "project_id": None,
+        "deadline_id": str(uuid.uuid4()), "resolution_id": "R2", "project_id": None,
         "assignment": 1, "owner": "pm.li", "deadline": iso(eod(3, 25)),
-    })  # fmt: skip
+    }, "overdue-R2")  # fmt: skip
+    # Handed over after its deadline: pm.li's breach stays, pm.wang owes anew (April).
+    assigned(M1, L(3, 27), "R2", 2, "pm.wang", eod(4, 10), False, m1_owners)
+    completed(M1, L(4, 8), "R2", 2, "pm.wang", eod(4, 10))
+    # Handed over before its deadline: pm.li owes nothing more, sp.qian does.
+    m4_owners = L(3, 17, 0, 10)
+    recorded(M4, L(3, 16, 1), "R1", m4_owners)
+    assigned(M4, L(3, 16, 9), "R1", 1, "pm.li", eod(3, 27), True, m4_owners)
+    assigned(M4, L(3, 20), "R1", 2, "sp.qian", eod(3, 27), True, m4_owners)
+    completed(M4, L(3, 26), "R1", 2, "sp.qian", eod(3, 27))
 
 
 def _reports(w: World) -> None:
@@ -621,6 +694,30 @@ def _reports(w: World) -> None:
     opened(L(6, 29, 0), "weekly", "2026-W27", "2026-06-29", "2026-07-05", eod(7, 3))  # never filed
     opened(L(7, 6, 0), "weekly", "2026-W28", "2026-07-06", "2026-07-12", eod(7, 10))
     filed(L(7, 9), "weekly", "2026-W28", eod(7, 10))  # filed before it falls due
+    filed(L(7, 10, 9), "weekly", "2026-W29", eod(7, 17))  # filed early, its period never opened
+    # P4's period opened ahead (due 06-12) and never filed: P4 closed 06-10, so not owed.
+    w.add(L(6, 8, 0), d, "ReportPeriodOpened", S4, {
+        "project_id": str(P4), "kind": "weekly", "period": "2026-W24",
+        "period_start": "2026-06-08", "period_end": "2026-06-14", "due_at": iso(eod(6, 12)),
+        "project_manager": "pm.wang",
+    })  # fmt: skip
+    w.add(L(6, 10, 11), d, "ReportScheduleClosed", S4, {
+        "project_id": str(P4), "reason": "项目关闭", "closed_at": iso(L(6, 10, 11)),
+    })  # fmt: skip
+
+
+def _evaluations(w: World) -> None:
+    """sp.zhao's self-assessment for December 2025, on time (R6.2)."""
+    w.add(L(1, 1, 9), "kpi", "EvaluationOpened", EV1, {
+        "user_id": "sp.zhao", "name": "赵专员", "role": "specialist", "superior": "pm.wang",
+        "kind": "self", "period": "2025-12", "period_start": "2025-12-01",
+        "period_end": "2025-12-31", "due_at": iso(eod(1, 7)),
+    }, "evaluation-opened")  # fmt: skip
+    w.add(L(1, 5), "kpi", "SelfAssessmentSubmitted", EV1, {
+        "user_id": "sp.zhao", "period": "2025-12", "rating": 2, "strengths": "细心",
+        "improvements": "沟通太少", "comment": "只给上级看", "due_at": iso(eod(1, 7)),
+        "submitted_at": iso(L(1, 5)), "on_time": True,
+    }, "self-assessment")  # fmt: skip
 
 
 def _incidents(w: World) -> None:
@@ -667,6 +764,7 @@ CHECKPOINTS: dict[datetime, list[tuple[str, dict[str, Any]]]] = {
     CP_Q1_OVER: [STRATEGY],
     CP_INVESTIGATING: [INVESTIGATIONS],
     CP_P4_CLOSED: [COST_CONTROL],
+    CP_P7_RAISED: [COST_CONTROL],
 }
 
 
@@ -692,6 +790,7 @@ async def world(infra: Infra) -> AsyncIterator[World]:
                 _meetings,
                 _reports,
                 _incidents,
+                _evaluations,
             ):
                 part(w)
             await w.play(CHECKPOINTS)
@@ -856,15 +955,17 @@ async def test_complaint_response_hours_R6_1(world: World) -> None:
 
 
 async def test_document_accuracy_R6_1(world: World) -> None:
-    """R6.1: versions accepted at their first review / versions reviewed (a
-    second review of a version does not count), per filer and type."""
+    """R6.1 (regression, fix 9): documents accepted at their first review /
+    documents reviewed, per filer and type: D1's first review (version 1)
+    asked for a correction, so D1 is a miss even though version 2 was
+    accepted at once; it was counted per version (2/3) before."""
     assert await world.rows("document_accuracy", **{"from": "2026-03", "to": "2026-03"}) == [
-        (month(3), 2.0, 3.0, 3, 0.666667)
+        (month(3), 1.0, 2.0, 2, 0.5)
     ]
     by_person = await world.rows("document_accuracy", period="all", group_by=["person", "label"])
     assert by_person == [
         (None, "sp.qian", "月报", 1.0, 1.0, 1, 1.0),
-        (None, "sp.zhao", "周报", 1.0, 2.0, 2, 0.5),
+        (None, "sp.zhao", "周报", 0.0, 1.0, 1, 0.0),
     ]
 
 
@@ -899,8 +1000,10 @@ async def test_failure_rate_and_cost_spent_R1_2_R6_1(world: World) -> None:
 
 
 async def test_cost_control_and_the_bonus_flag_R6_3(world: World) -> None:
-    """R6.1 cost control rate = actual / approved budget (the latest: P7's
-    raised budget); R6.3: a saving of 5% on a completed project earns the
+    """R6.1 cost control rate = actual / approved budget (the procurement
+    approval, or the latest Director decision: P7's 250,000, not its PM's
+    raise); a project never approved (P1) has no budget and no rate (R5.5
+    regression, fix 5); R6.3: a saving of 5% on a completed project earns the
     bonus flag, 4.9% does not, nor does a failed project however cheap, nor
     an open one."""
     body = await world.get("/v1/kpi/cost-control")
@@ -913,7 +1016,7 @@ async def test_cost_control_and_the_bonus_flag_R6_3(world: World) -> None:
         for r in body["items"]
     }  # fmt: skip
     assert got == {
-        P1: (100000.0, 0.0, 0.0, 1.0, None, None, False),
+        P1: (None, 0.0, None, None, None, None, False),
         P2: (100000.0, 0.0, 0.0, 1.0, None, None, False),
         P4: (100000.0, 95000.0, 0.95, 0.05, "completed", "2026-06-10", True),
         P5: (100000.0, 95100.0, 0.951, 0.049, "completed", "2026-06-12", False),
@@ -922,8 +1025,13 @@ async def test_cost_control_and_the_bonus_flag_R6_3(world: World) -> None:
         P8: (100000.0, 0.0, 0.0, 1.0, "terminated", "2026-06-25", False),
     }
     p4 = next(r for r in body["items"] if r["project_id"] == str(P4))
-    # The events behind it: its creation, its closure (budget and totals), its costs by day.
-    assert p4["event_ids"] == [str(world.ids[n]) for n in ("P4", f"closed-{P4}", "k1", "k2", "k3")]
+    # The events behind it: its creation, its approval, its closure (totals), its costs by day.
+    assert p4["event_ids"] == [
+        str(world.ids[n]) for n in ("P4", f"granted-{P4}", f"closed-{P4}", "k1", "k2", "k3")
+    ]
+    p7 = next(r for r in body["items"] if r["project_id"] == str(P7))
+    assert str(world.ids["P7-budget"]) in p7["event_ids"]
+    assert str(world.ids["P7-raise"]) not in p7["event_ids"]
     assert p4["partner_id"] == str(X) and p4["project_manager"] == "pm.wang"
     li = await world.get("/v1/kpi/cost-control", project_manager="pm.li")
     assert {r["project_id"] for r in li["items"]} == {str(P2), str(P5), str(P6)}
@@ -950,6 +1058,18 @@ async def test_cost_control_as_of_a_past_moment_R6_3(world: World) -> None:
     early = {UUID(r["project_id"]): r for r in before["items"]}
     assert (early[P4]["actual"], early[P4]["rate"]) == (50000.0, 0.5)  # k3 incurred 04-01
     assert early[P7]["budget"] == 200000.0  # raised on 04-10
+    assert (early[P1]["budget"], early[P1]["rate"]) == (None, None)  # never approved
+
+
+async def test_a_pm_raise_is_not_an_approved_budget_R5_5(world: World) -> None:
+    """R5.5, R6.1 (regression, fix 5): as of 2026-04-08 P7's PM had raised its
+    budget to 210,000 without a Director decision: the approved budget is
+    still the 200,000 granted (it read 210,000 before); no cost yet (k6 is
+    incurred 04-20); equal to the live reading then."""
+    past = await world.get("/v1/kpi/cost-control", as_of=iso(CP_P7_RAISED))
+    assert past["items"] == world.live[(COST_CONTROL[0], CP_P7_RAISED)]
+    p7 = next(r for r in past["items"] if r["project_id"] == str(P7))
+    assert (p7["budget"], p7["actual"], p7["rate"]) == (200000.0, 0.0, 0.0)
 
 
 # -- R3.5: compliance ------------------------------------------------------------------------
@@ -966,25 +1086,26 @@ async def test_compliance_by_obligation_type_R3_5(world: World) -> None:
         (month(3), "minutes", 2.0, 4.0, 4, 0.5),
         (month(3), "quarterly_review", 1.0, 2.0, 2, 0.5),
         (month(3), "quarterly_strategy_meeting", 0.0, 1.0, 1, 0.0),
-        (month(3), "resolution", 1.0, 2.0, 2, 0.5),
-        (month(3), "resolution_owner", 1.0, 2.0, 2, 0.5),
+        (month(3), "resolution", 2.0, 3.0, 3, 0.666667),
+        (month(3), "resolution_owner", 2.0, 3.0, 3, 0.666667),
         (month(3), "weekly_department_meeting", 3.0, 5.0, 5, 0.6),
     ]
     assert await world.rows("compliance", **{"from": "2026-03", "to": "2026-07"}) == [
-        (month(3), 11.0, 21.0, 21, 0.52381),
-        (month(4), 0.0, 4.0, 4, 0.0),
+        (month(3), 13.0, 23.0, 23, 0.565217),
+        (month(4), 1.0, 5.0, 5, 0.2),
         (month(5), 5.0, 13.0, 13, 0.384615),
         (month(6), 1.0, 6.0, 6, 0.166667),
-        (month(7), 1.0, 3.0, 3, 0.333333),
+        (month(7), 2.0, 4.0, 4, 0.5),
     ]
     reports = await world.rows("compliance", label="report", **{"from": "2026-05", "to": "2026-07"})
     assert reports == [
         (month(5), 2.0, 4.0, 4, 0.5),
-        (month(6), None, None, 0, None),
-        (month(7), 1.0, 2.0, 2, 0.5),  # W27 open after its due day, W28 filed early
+        (month(6), None, None, 0, None),  # P4's W24 fell due after P4 closed
+        # W27 open after its due day, W28 filed early, W29 filed early unopened
+        (month(7), 2.0, 3.0, 3, 0.666667),
     ]
     by_kind = await world.rows("compliance", label="report", period="all", group_by="detail")
-    assert by_kind == [(None, "monthly", 1.0, 1.0, 1, 1.0), (None, "weekly", 2.0, 5.0, 5, 0.4)]
+    assert by_kind == [(None, "monthly", 1.0, 1.0, 1, 1.0), (None, "weekly", 3.0, 6.0, 6, 0.5)]
     may = await world.rows("compliance", group_by="label", **{"from": "2026-05", "to": "2026-06"})
     assert may == [
         (month(5), "data_leak_report", 1.0, 1.0, 1, 1.0),
@@ -1243,8 +1364,9 @@ async def test_explain_missed_lists_just_the_breaches_for_compliance_R3_5(world:
         ("approval_step", "2026-03-06"),
         ("kickoff", "2026-03-08"),
     ]
+    # The kickoff is owed from the contract (R3.2) and was held late.
     assert {e["event_id"] for e in missed["events"]} == world.ev(
-        "kickoff", "open-finance-1", "overdue-finance", "approved-finance"
+        "contract-p1", "kickoff", "open-finance-1", "overdue-finance", "approved-finance"
     )
     assert missed["figure"] == every["figure"]  # the figure is the whole one
 
@@ -1324,3 +1446,180 @@ async def test_a_range_starting_inside_a_period_reads_that_whole_period_R6_1(
         (month(3), 1.0, 3.0, 3, 0.333333),
         (month(4), 1.0, 1.0, 1, 1.0),
     ]
+
+
+# -- regressions of the review of issue 6 -----------------------------------------------------
+
+
+async def test_only_contracted_milestones_due_before_closing_count_R6_1(world: World) -> None:
+    """R6.1 (regression, fix 4): on-time delivery counts the milestones of
+    projects under contract only (P7's h, due 04-15 and never delivered, has
+    no contract), and not an undelivered milestone due after its project
+    closed (P8's i, due 06-30, P8 terminated 06-25); both counted before."""
+    for pid in (P7, P8):
+        assert await world.rows("on_time_delivery", project_id=str(pid), period="all") == []
+    assert await world.rows("on_time_delivery", **{"from": "2026-04", "to": "2026-06"}) == [
+        (month(4), 1.0, 1.0, 1, 1.0),
+        (month(5), None, None, 0, None),
+        (month(6), None, None, 0, None),
+    ]
+
+
+async def test_resolutions_are_per_meeting_and_per_assignment_R4_2(world: World) -> None:
+    """R4.2, R3.5 (regression, fix 1): M1's R1 and M4's R1 are two
+    obligations; M4's R1 handed from pm.li to sp.qian before its deadline
+    leaves pm.li nothing owed (cancelled) and sp.qian's on-time completion
+    counts; M1's R2 handed to pm.wang after pm.li's breach keeps the breach
+    and adds pm.wang's own obligation (April)."""
+    body = await world.get("/v1/kpi/metrics/compliance/explain", period="all", label="resolution")
+    assert [(i["day"], i["person"], i["numerator"]) for i in body["items"]] == [
+        ("2026-03-20", "pm.wang", 1.0),  # M1 R1
+        ("2026-03-25", "pm.li", 0.0),  # M1 R2, first owner: breached
+        ("2026-03-27", "sp.qian", 1.0),  # M4 R1, second owner
+        ("2026-04-10", "pm.wang", 1.0),  # M1 R2, second owner
+    ]
+    assert [set(i["event_ids"]) for i in body["items"]][2] == world.ev(
+        f"assigned-{M4}-R1-2", f"completed-{M4}-R1-2"
+    )
+    owners = await world.get(
+        "/v1/kpi/metrics/compliance/explain", period="all", label="resolution_owner"
+    )
+    assert sorted((i["day"], i["numerator"]) for i in owners["items"]) == [
+        ("2026-03-03", 0.0),  # M1 R2
+        ("2026-03-03", 1.0),  # M1 R1
+        ("2026-03-17", 1.0),  # M4 R1
+    ]
+    by_person = await world.rows("compliance", label="resolution", period="all", group_by="person")
+    assert by_person == [
+        (None, "pm.li", 0.0, 1.0, 1, 0.0),
+        (None, "pm.wang", 2.0, 2.0, 2, 1.0),
+        (None, "sp.qian", 1.0, 1.0, 1, 1.0),
+    ]
+
+
+async def test_project_obligations_are_charged_to_the_pm_R3_5(world: World) -> None:
+    """R3.5, R6.4 (regression, fix 8): kickoffs, quarterly reviews and
+    data-leak reports are owed by the project's PM (they were charged to
+    nobody): P1's late kickoff and two leak reports to pm.wang, P2's missed
+    Q1 review to pm.li; reports to the PM who owes them."""
+    rows = await world.rows("compliance", period="all", group_by=["label", "person"])
+    owed = [r for r in rows if r[1] in {"kickoff", "quarterly_review", "data_leak_report"}]
+    assert owed == [
+        (None, "data_leak_report", "pm.wang", 1.0, 2.0, 2, 0.5),
+        (None, "kickoff", "pm.li", 1.0, 1.0, 1, 1.0),
+        (None, "kickoff", "pm.wang", 1.0, 2.0, 2, 0.5),
+        (None, "quarterly_review", "pm.li", 0.0, 1.0, 1, 0.0),
+        (None, "quarterly_review", "pm.wang", 1.0, 1.0, 1, 1.0),
+    ]
+    reports = await world.rows("compliance", label="report", period="all", group_by="person")
+    assert reports == [(None, "pm.wang", 4.0, 7.0, 7, 0.571429)]
+
+
+async def test_closed_projects_owe_no_reports_falling_due_after_R3_5(world: World) -> None:
+    """R3.5, R4.3 (regression, fix 3): P4's weekly report period opened ahead
+    (due 06-12) was never filed; P4 closed on 06-10 and its schedule was
+    closed: nothing is owed (before, June read 0/1)."""
+    p4 = await world.rows("compliance", project_id=str(P4), period="all")
+    assert p4 == []
+    missed = await world.get(
+        "/v1/kpi/metrics/compliance/explain", period_start="2026-06", label="report"
+    )
+    assert missed["items"] == []
+
+
+async def test_a_report_filed_early_without_its_period_counts_R4_3(world: World) -> None:
+    """R4.3, R3.5 (regression, fix 10): W29 was filed on 07-10, before its
+    period was ever opened (due 07-17): the filing states the due moment, so
+    it counts as met (before, it was not counted at all)."""
+    body = await world.get(
+        "/v1/kpi/metrics/compliance/explain", period_start="2026-07", label="report"
+    )
+    assert [(i["day"], i["numerator"]) for i in body["items"]] == [
+        ("2026-07-03", 0.0),
+        ("2026-07-10", 1.0),
+        ("2026-07-17", 1.0),
+    ]
+
+
+async def test_explain_shows_no_private_assessment_or_findings_R6_2(world: World) -> None:
+    """R6.2, R6.4 (regression, fix 2): a specialist reading the drill-down of
+    compliance (evaluations) sees the self-assessment event, without its
+    rating, strengths, improvements or comment; the sanctions' drill-down
+    shows the investigation's sanctions, not its findings."""
+    specialist = auth(world.settings, "sp.qian", "specialist")
+    response = await world.svc.client.get(
+        "/v1/kpi/metrics/compliance/explain",
+        params={"period_start": "2026-01", "label": "evaluation"},
+        headers=specialist,
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert [(i["person"], i["numerator"]) for i in body["items"]] == [("sp.zhao", 1.0)]
+    (submitted,) = [e for e in body["events"] if e["event_type"] == "SelfAssessmentSubmitted"]
+    assert submitted["event_id"] == str(world.ids["self-assessment"])
+    assert submitted["payload"] == {
+        "user_id": "sp.zhao",
+        "period": "2025-12",
+        "due_at": iso(eod(1, 7)),
+        "submitted_at": iso(L(1, 5)),
+        "on_time": True,
+    }
+    sanctions = await world.get("/v1/kpi/metrics/sanctions/explain", period="all")
+    (concluded,) = [e for e in sanctions["events"] if e["event_type"] == "InvestigationConcluded"]
+    assert "findings" not in concluded["payload"]
+    assert len(concluded["payload"]["sanctions"]) == 2
+
+
+async def test_explain_missed_filters_before_the_limit_newest_first_R3_5(world: World) -> None:
+    """R3.5 (regression, fix 7): missed=true filters before `limit` (the
+    limit cut the whole list first, then filtered: [W19] only) and
+    order=desc lists the newest first: the reports missed are W19 (late,
+    due 05-08), W20 (overdue, 05-15) and W27 (open, 07-03)."""
+    url = "/v1/kpi/metrics/compliance/explain"
+    newest = await world.get(url, period="all", label="report", missed="true", order="desc",
+                             limit=2)  # fmt: skip
+    assert [(i["day"], i["numerator"]) for i in newest["items"]] == [
+        ("2026-07-03", 0.0),
+        ("2026-05-15", 0.0),
+    ]
+    assert newest["truncated"] is True
+    oldest = await world.get(url, period="all", label="report", missed="true", limit=2)
+    assert [i["day"] for i in oldest["items"]] == ["2026-05-08", "2026-05-15"]
+    every = await world.get(url, period="all", label="report", order="desc")
+    days = [i["day"] for i in every["items"]]
+    assert days == sorted(days, reverse=True) and len(days) == 7
+    response = await world.svc.client.get(
+        url, params={"period": "all", "order": "sideways"}, headers=world.director
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": "1999-12"}, "query.from"),
+        ({"from": "2026-01", "to": "2101-01"}, "query.to"),
+        ({"from": "0001-Q1"}, "query.from"),
+        ({"from": "9999-12-31"}, "query.from"),
+        ({"as_of": "1900-01-01T00:00:00Z"}, "query.as_of"),
+        ({"as_of": "2100-01-01T00:00:00Z"}, "query.as_of"),
+        ({"as_of": "9999-12-31T23:59:59+00:00"}, "query.as_of"),
+    ],
+)
+async def test_odd_years_are_refused_not_a_server_error_R6_1(
+    world: World, params: dict[str, str], field: str
+) -> None:
+    """R6.1 (regression, fix 6): a `from`/`to` year outside 2000-2100 or an
+    `as_of` outside 2000-2099 is a 422 naming the field (it was a 500)."""
+    response = await world.svc.client.get(
+        "/v1/kpi/metrics/on_time_delivery", params=params, headers=world.director
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["field"] == field
+    explain = await world.svc.client.get(
+        "/v1/kpi/metrics/compliance/explain",
+        params={"period_start": "1999-01"},
+        headers=world.director,
+    )
+    assert explain.status_code == 422, explain.text
+    assert explain.json()["errors"][0]["field"] == "query.period_start"

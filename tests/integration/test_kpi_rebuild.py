@@ -16,7 +16,8 @@ with their relays, consumers and projectors on, one manual clock for all:
   rejected and redelivered late, a complaint with its response, a survey, a
   cost, a quarterly review, a data leak reported late with its investigation
   and sanctions;
-- docs: the weekly department meeting with resolutions assigned and one
+- docs: the weekly department meeting with resolutions assigned, one handed
+  to another owner before its deadline (a cancelled obligation), one
   completed, its minutes filed, a document reviewed;
 - approval: an emergency action explained late;
 - the clock then passes every deadline of March and April; the deadline
@@ -307,6 +308,10 @@ async def department_meeting(s: Stack) -> None:
         await s.ok("docs", "POST", f"/v1/meetings/{mid}/resolutions/{rid}/assignment", pm, json={
             "owner": PM, "deadline": local(deadline, 18).isoformat(),
         })  # fmt: skip
+    # R2 handed to the specialist before its deadline: the PM's assignment is cancelled.
+    await s.ok("docs", "POST", f"/v1/meetings/{mid}/resolutions/R2/assignment", pm, json={
+        "owner": SPECIALIST, "deadline": local(date(2026, 4, 15), 18).isoformat(),
+    })  # fmt: skip
     s.at(date(2026, 4, 13), 20)
     response = await s.services["docs"].client.post(
         "/v1/documents",
@@ -473,14 +478,17 @@ async def test_rebuilding_from_the_event_stores_equals_the_live_projections_R6_1
         assert set(live.columns) == {*TABLES, *(f"kpi_{key}" for key in METRICS)}
         kinds = {kind for (kind,) in live.values("facts", "kind")}
         assert {
-            "project", "budget", "milestone_due", "milestone_delivered", "milestone_rejected",
+            "project", "planned_budget", "approved_budget", "milestone_due",
+            "milestone_delivered", "milestone_rejected",
             "task_assigned", "task_due", "task_acknowledged", "task_completed",
             "complaint_received", "complaint_responded", "satisfaction", "cost",
             "contract_signed", "obligation_due", "obligation_met", "obligation_breached",
             "approval_requested", "approval_cycle", "meeting", "document_filed",
             "document_reviewed", "incident", "investigation_opened",
             "investigation_concluded", "sanction", "emergency_action", "training_attended",
+            "obligation_cancelled",
         } <= kinds, kinds  # fmt: skip
+        assert "budget" not in kinds  # only planned or approved budgets (R5.2)
         facts = live.values("facts", "kind", "label", "subject", "flag")
         breached = {label for kind, label, _, _ in facts if kind == "obligation_breached"}
         assert {"approval_step", "report", "resolution", "data_leak_report"} <= breached

@@ -2,7 +2,10 @@
 R3.5): hypothesis draws a project's life (milestones delivered, rejected and
 redelivered; tasks assigned, moved and completed; complaints at any minute of
 the day; report obligations opened, filed on time, late, overdue or never),
-the events go through the kpi service's consumer handlers into its
+the project under contract or not, closed on some day or never (R3.5, R6.1:
+only contracted milestones count; what falls due after the closing is not
+owed unless met or breached), the events go through the kpi service's
+consumer handlers into its
 PostgreSQL, and every monthly and to-date figure of on_time_delivery,
 complaint_rate, task_completion (also per specialist) and compliance
 (label=report) read over HTTP equals what a few loops over the events compute.
@@ -164,6 +167,11 @@ reports = st.lists(
 )
 
 
+#: Whether the project is under contract (only then do its milestones count,
+#: R6.1), and the day it closed, if it did (what fell due after is not owed).
+closing = st.tuples(st.booleans(), st.none() | event_days)
+
+
 def life(
     project: UUID,
     schedule: UUID,
@@ -171,6 +179,7 @@ def life(
     drawn_tasks: list[tuple[list[tuple[str, int]], list[int], int | None]],
     drawn_complaints: list[tuple[int, int]],
     drawn_reports: list[tuple[int, str, int]],
+    drawn_closing: tuple[bool, int | None] = (True, None),
 ) -> list[Event]:
     """The events of the drawn life in time order, none after the clock."""
     out: list[Event] = []
@@ -191,6 +200,23 @@ def life(
             for n, (due, _) in enumerate(drawn_milestones)
         ],
     })  # fmt: skip
+    signed, closed_day = drawn_closing
+    if signed:
+        add(local(-1, 13 * 60), "partner", "ContractSigned", {
+            "contract_number": f"HT-{str(project)[:8]}", "partner_id": str(uuid.uuid4()),
+            "value": "100000", "currency": "CNY", "signed_on": day(-1).isoformat(),
+            "starts_on": day(-1).isoformat(), "ends_on": day(365).isoformat(), "sla_terms": [],
+            "third_party_acceptor": "福建省软件测评中心", "kickoff_due_at": eod(day(6)).isoformat(),
+        })  # fmt: skip
+    if closed_day is not None:
+        closed = local(closed_day, 15 * 60)
+        add(closed, "partner", "ProjectClosed", {
+            "outcome": "completed", "reason": "结项", "budget": "100000", "costs_total": "0",
+        })  # fmt: skip
+        add(closed + timedelta(minutes=1), "docs", "ReportScheduleClosed", {
+            "project_id": str(project), "reason": "项目关闭",
+            "closed_at": (closed + timedelta(minutes=1)).isoformat(),
+        }, aggregate=schedule)  # fmt: skip
     for n, (due, offsets) in enumerate(drawn_milestones):
         steps = [due + o for o in offsets if 0 <= due + o <= LAST_EVENT_DAY]
         for k, step in enumerate(steps):
@@ -284,9 +310,15 @@ def reference(events: list[Event]) -> dict[str, list[tuple[Key, int, int]]]:
     report_due: dict[str, datetime] = {}
     report_met: dict[str, bool] = {}
     report_breached: set[str] = set()
+    signed = False
+    closed_at: datetime | None = None
     for e in events:
         p = e.payload
-        if e.event_type == "ProjectCreated":
+        if e.event_type == "ContractSigned":
+            signed = True
+        elif e.event_type == "ProjectClosed":
+            closed_at = e.at
+        elif e.event_type == "ProjectCreated":
             for m in p["milestones"]:
                 due_of[m["milestone_id"]] = date.fromisoformat(m["due_on"])
         elif e.event_type == "MilestoneDelivered":
@@ -304,14 +336,20 @@ def reference(events: list[Event]) -> dict[str, list[tuple[Key, int, int]]]:
         elif e.event_type == "ReportPeriodOpened":
             report_due[p["period"]] = datetime.fromisoformat(p["due_at"])
         elif e.event_type in ("ReportFiled", "ReportFiledLate"):
+            # A filing states the period's due moment too (opened or not).
+            report_due[p["period"]] = datetime.fromisoformat(p["due_at"])
             report_met.setdefault(p["period"], e.event_type == "ReportFiled")
         elif e.event_type == "ReportOverdue":
+            report_due[p["period"]] = datetime.fromisoformat(p["due_at"])
             report_breached.add(p["period"])
 
     on_time = []
+    closed_on = local_day(closed_at) if closed_at is not None else None
     for mid, due in due_of.items():
-        if eod(due) <= NOW:
+        if eod(due) <= NOW and signed:
             kind, on = last_step.get(mid, ("none", None))
+            if closed_on is not None and closed_on < due and kind != "delivered":
+                continue  # fell due after the project closed, undelivered: not owed
             hit = kind == "delivered" and on is not None and on <= due
             on_time.append(((month_of(due),), int(hit), 1))
     complaint = [((month_of(d),), 1, 0) for d in complaint_days]
@@ -323,7 +361,10 @@ def reference(events: list[Event]) -> dict[str, list[tuple[Key, int, int]]]:
             completion.append(((month_of(due), who), int(done is not None and done <= due), 1))
     compliance = []
     for period, due_at in report_due.items():
-        if due_at <= NOW or period in report_met or period in report_breached:
+        settled = period in report_met or period in report_breached
+        if not settled and closed_at is not None and closed_at < due_at:
+            continue  # falls due after the project (and its schedule) closed: not owed
+        if due_at <= NOW or settled:
             met = period not in report_breached and report_met.get(period, False)
             compliance.append(((month_of(local_day(due_at)),), int(met), 1))
     return {
@@ -412,18 +453,25 @@ async def test_figures_equal_a_recomputation_from_the_events_R6_1_R3_5(
             database=None,
             suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         )
-        @given(milestones, tasks, complaints, reports)
+        @given(milestones, tasks, complaints, reports, closing)
         def prop(
             drawn_milestones: list[tuple[int, list[int]]],
             drawn_tasks: list[tuple[list[tuple[str, int]], list[int], int | None]],
             drawn_complaints: list[tuple[int, int]],
             drawn_reports: list[tuple[int, str, int]],
+            drawn_closing: tuple[bool, int | None],
         ) -> None:
             nonlocal examples
             examples += 1
             project, schedule = uuid.uuid4(), uuid.uuid4()
             events = life(
-                project, schedule, drawn_milestones, drawn_tasks, drawn_complaints, drawn_reports
+                project,
+                schedule,
+                drawn_milestones,
+                drawn_tasks,
+                drawn_complaints,
+                drawn_reports,
+                drawn_closing,
             )
             run: Callable[[], Any] = asyncio.run_coroutine_threadsafe(
                 check_life(feed, read, events, project), loop

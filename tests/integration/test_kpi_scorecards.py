@@ -2,10 +2,15 @@
 process, events fed through its consumer handlers, scores by hand.
 
 March 2026, clock at 2026-04-10 (Shanghai):
-- Partner A: milestones due 03-10 and 03-20, both delivered early; budget
-  100,000, no cost. 2026.1 criteria scored: delivery 100 (w25), complaints
-  100 (w10; 0 complaints / 2 deliveries), cost 100 (w15; 0 / 100,000),
-  security 100 (w10; no incident) -> 100.00, Excellent.
+- Both partners' projects are under contract (ContractSigned 03-01, kickoff
+  due 04-30: not yet an obligation) with a procurement approval of 100,000:
+  only such projects count for delivery and cost (R6.1, R5.2).
+- Partner A: milestones due 03-10 and 03-20, both delivered early; approved
+  budget 100,000, no cost. A second project of A, approved but never
+  contracted, spent 500,000: it is not A's cost control. 2026.1 criteria
+  scored: delivery 100 (w25), complaints 100 (w10; 0 complaints / 2
+  deliveries), cost 100 (w15; 0 / 100,000), security 100 (w10; no incident)
+  -> 100.00, Excellent.
 - Partner B: milestone due 03-05 never delivered, one due 03-15 delivered
   03-20 (late), a complaint on 03-21; cost 120,000 of a 100,000 budget.
   delivery 0 (w25), complaints 100 - 200 * 1/1 -> 0 (w10), cost
@@ -21,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -53,6 +58,29 @@ def _project(partner: uuid.UUID, title: str, milestones: list[tuple[str, str]]) 
             {"milestone_id": m, "name": m, "deliverable": "交付物", "due_on": due}
             for m, due in milestones
         ],
+    }
+
+
+def _contract(partner: uuid.UUID, number: str) -> dict[str, Any]:
+    return {
+        "contract_number": number,
+        "partner_id": str(partner),
+        "value": "100000",
+        "currency": "CNY",
+        "signed_on": "2026-03-01",
+        "starts_on": "2026-03-01",
+        "ends_on": "2026-12-31",
+        "sla_terms": [],
+        "third_party_acceptor": "福建省软件测评中心",
+        "kickoff_due_at": local(date(2026, 5, 1), 0).isoformat(),
+    }
+
+
+def _granted(at: datetime, amount: str = "100000") -> dict[str, Any]:
+    return {
+        "request_id": str(uuid.uuid4()),
+        "approved_at": at.isoformat(),
+        "approved_amount": amount,
     }
 
 
@@ -104,6 +132,29 @@ async def _march(feed: FactFeed) -> tuple[uuid.UUID, uuid.UUID, uuid.UUID]:
         pb,
         _project(b, "乙项目", [("n1", "2026-03-05"), ("n2", "2026-03-15")]),
         at=day,
+    )
+    for n, (partner, project) in enumerate(((a, pa), (b, pb)), start=1):
+        await feed.emit(
+            "partner", "ContractSigned", project, _contract(partner, f"HT-2026-00{n}"), at=day
+        )
+        await feed.emit("partner", "ProcurementApprovalGranted", project, _granted(day), at=day)
+    # Approved, never contracted: its cost is not A's (R6.1).
+    loose = uuid.uuid4()
+    await feed.emit("partner", "ProjectCreated", loose, _project(a, "甲二期", []), at=day)
+    await feed.emit("partner", "ProcurementApprovalGranted", loose, _granted(day), at=day)
+    await feed.emit(
+        "partner",
+        "CostRecorded",
+        loose,
+        {
+            "cost_id": "k9",
+            "amount": "500000",
+            "category": "设备",
+            "currency": "CNY",
+            "incurred_on": "2026-03-25",
+            "note": "",
+        },
+        at=local(date(2026, 3, 25)),
     )
     await feed.emit(
         "partner",
@@ -160,7 +211,11 @@ async def test_scores_standings_and_probation_warning(
     kpi: RunningService, settings: Settings
 ) -> None:
     """R6.1, R1.2: period scores by hand, versions side by side, no score for
-    an idle month, standing changes published once, Probation warned about."""
+    an idle month, standing changes published once, Probation warned about
+    (only for a project created after the standing: B's own project of March
+    is not); R6.1, R5.2 (regression, fix 5): cost control reads the approved
+    budgets of the partner's contracted projects only (A's uncontracted
+    500,000 spend counted before and dragged A to 75)."""
     feed = FactFeed(kpi)
     a, b, _ = await _march(feed)
     director = auth(settings, "director.zhang", "director")
@@ -168,7 +223,8 @@ async def test_scores_standings_and_probation_warning(
 
     run = await kpi.client.post("/v1/kpi/scorecards/rescore", headers=director)
     assert run.status_code == 200, run.text
-    assert run.json()["standings_changed"] == 2
+    # Two partners x (March, Q1) x two versions; pb predates B's Probation: no warning.
+    assert run.json() == {"scores": 8, "standings_changed": 2, "warnings": 0}
 
     board = (await kpi.client.get("/v1/kpi/scorecards", headers=auditor)).json()
     assert board["active_version"] == "2026.1"
@@ -197,6 +253,8 @@ async def test_scores_standings_and_probation_warning(
     assert march["variables"]["cost_control"] == pytest.approx(1.2)
     assert march["criteria"]["cost"]["value"] == pytest.approx(60.0)
     assert march["criteria"]["satisfaction"]["skipped"].startswith("no data")
+    a_march = (await kpi.client.get(f"/v1/kpi/scorecards/{a}", headers=auditor)).json()
+    assert a_march["versions"][0]["periods"][0]["variables"]["cost_control"] == 0.0
     assert [e["event_type"] for e in detail["history"]] == [
         "PartnerStandingOpened",
         "PartnerStandingChanged",
@@ -213,7 +271,7 @@ async def test_scores_standings_and_probation_warning(
 
     # Scoring again changes nothing, publishes nothing.
     again = (await kpi.client.post("/v1/kpi/scorecards/rescore", headers=director)).json()
-    assert again == {"scores": again["scores"], "standings_changed": 0, "warnings": 0}
+    assert again == {"scores": 8, "standings_changed": 0, "warnings": 0}
 
     # A project created for B now is warned about, once.
     clock = kpi.runtime.clock

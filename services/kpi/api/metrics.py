@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
-from typing import Annotated, Any
+from datetime import UTC, date, datetime
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -34,6 +34,9 @@ CanRead = Annotated[
     Depends(require_roles(*DEPARTMENT, DEPT_HEAD, FINANCE, CEO, AUDITOR, action="read KPIs")),
 ]
 
+#: The years a reading may name: wide enough for any record, narrow enough
+#: that period arithmetic never leaves the calendar.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
 _PERIOD_TEXT = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?|-Q([1-4]))$")
 
 
@@ -53,6 +56,8 @@ def parse_period_start(text: str, field: str) -> date:
     if match is None:
         raise _bad(field, f"{text!r}: give a month 2026-03, a quarter 2026-Q1 or a day 2026-03-15")
     year, month, day, quarter = match.groups()
+    if not FIRST_YEAR <= int(year) <= LAST_YEAR:
+        raise _bad(field, f"{text!r}: years {FIRST_YEAR}-{LAST_YEAR} are kept here")
     try:
         if quarter:
             return date(int(year), 3 * int(quarter) - 2, 1)
@@ -131,6 +136,8 @@ PeriodQ = Annotated[Period, Query(description="month, quarter (policy time zone)
 
 
 def _moment(request: Request, as_of: datetime | None) -> Moment:
+    if as_of is not None and not FIRST_YEAR <= as_of.astimezone(UTC).year < LAST_YEAR:
+        raise _bad("as_of", f"as_of must lie within {FIRST_YEAR}-{LAST_YEAR - 1}")
     rt = runtime_of(request)
     return Moment.of(rt.policy, rt.clock.now(), as_of)
 
@@ -199,6 +206,9 @@ async def explain_figure(
     missed: Annotated[
         bool, Query(description="Only items that count against the figure (breaches)")
     ] = False,
+    order: Annotated[
+        Literal["asc", "desc"], Query(description="Oldest (asc) or newest (desc) first")
+    ] = "asc",
     limit: Annotated[int, Query(ge=1, le=2000)] = 500,
 ) -> Explanation:
     metric = _metric(key)
@@ -212,12 +222,10 @@ async def explain_figure(
     moment = _moment(request, as_of)
     selection = Selection(period=period, start=start, end=start, filters=filters.check(metric))
     async with runtime_of(request).pool.acquire() as conn:
-        items, events, truncated = await explain(conn, metric, moment, selection, limit)
+        items, events, truncated = await explain(
+            conn, metric, moment, selection, limit, missed=missed, newest_first=order == "desc"
+        )
         figure = await figures(conn, metric, moment, selection)
-    if missed:
-        items = [i for i in items if _counts_against(metric, i)]
-        wanted = {e for i in items for e in i["event_ids"]}
-        events = [e for e in events if e["event_id"] in wanted]
     value = figure[0] if figure else None
     return Explanation(
         metric=_info(metric),
@@ -230,17 +238,6 @@ async def explain_figure(
         events=events,
         truncated=truncated,
     )
-
-
-def _counts_against(metric: Metric, item: dict[str, Any]) -> bool:
-    """An item that pulls the figure the wrong way: a miss where higher is
-    better (a late delivery, a breach), a hit where lower is (a complaint, a
-    failed project); for other aggregates every item is shown."""
-    if metric.aggregate != "ratio":
-        return True
-    if metric.higher_is_better:
-        return bool((item["numerator"] or 0) < (item["denominator"] or 0))
-    return bool((item["numerator"] or 0) > 0)
 
 
 @router.get(

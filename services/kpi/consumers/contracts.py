@@ -71,6 +71,11 @@ class ProjectCreatedV1(_Reader):
 
 class BudgetChangedV1(_Reader):
     new_budget: Decimal
+    decision_id: UUID | None = None
+
+
+class ProcurementApprovalGrantedV1(_Reader):
+    approved_amount: Decimal
 
 
 class CostRecordedV1(_Reader):
@@ -326,8 +331,14 @@ class ReportFiledV1(_Reader):
     project_id: UUID
     kind: str
     period: str
+    due_at: AwareDatetime
     filed_at: AwareDatetime
     filed_by: str
+
+
+class ReportScheduleClosedV1(_Reader):
+    project_id: UUID
+    closed_at: AwareDatetime
 
 
 class ReportOverdueV1(_Reader):
@@ -399,6 +410,7 @@ CONTRACTS.update(
     {
         ("partner", "ProjectCreated", 1): ProjectCreatedV1,
         ("partner", "BudgetChanged", 1): BudgetChangedV1,
+        ("partner", "ProcurementApprovalGranted", 1): ProcurementApprovalGrantedV1,
         ("partner", "CostRecorded", 1): CostRecordedV1,
         ("partner", "ContractSigned", 1): ContractSignedV1,
         ("partner", "KickoffHeld", 1): KickoffHeldV1,
@@ -443,6 +455,7 @@ CONTRACTS.update(
         ("docs", "ReportFiled", 1): ReportFiledV1,
         ("docs", "ReportFiledLate", 1): ReportFiledV1,
         ("docs", "ReportOverdue", 1): ReportOverdueV1,
+        ("docs", "ReportScheduleClosed", 1): ReportScheduleClosedV1,
         ("docs", "DocumentFiled", 1): DocumentFiledV1,
         ("docs", "DocumentReviewed", 1): DocumentReviewedV1,
         ("kpi", "TrainingHeld", 1): TrainingHeldV1,

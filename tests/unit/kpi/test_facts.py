@@ -14,8 +14,16 @@ Proves that:
   ReportFiled/ReportFiledLate, MilestoneDelivered.on_time, ...), a review held
   leaves on-time to its due moment (flag None);
 - ComplaintReceived v2 gives v1's fact with its channel as detail;
-- one obligation per resolution, whoever it is (re)assigned to; a staff
-  evaluation is owed by the person (self-assessment) or the superior (R6.2);
+- resolution obligations are per meeting and per assignment (a meeting's
+  R1 is not another meeting's R1); a re-assignment cancels the previous
+  assignment; a staff evaluation is owed by the person (self-assessment) or
+  the superior (R6.2);
+- only a procurement approval or a Director-decided budget change is the
+  approved budget; closings (ProjectClosed, ReportScheduleClosed) end the
+  obligations still ahead; filed and overdue reports state their own due
+  moment;
+- drill-down payloads drop an assessment's words and an investigation's
+  findings;
 - unknown event types, and known types from another source, map to no fact;
 - a payload that does not fit its contract, or an unknown schema version,
   raises PoisonEvent (the consumer parks it).
@@ -34,6 +42,7 @@ from uuid import UUID
 
 import pytest
 
+from services.kpi.fact_store import kept_payload
 from services.kpi.facts import MAPPERS, OPEN_STEP, Fact, facts_of
 from shared.consumer import PoisonEvent
 from shared.envelope import ActorRef, EventEnvelope
@@ -198,6 +207,9 @@ OWNER_DUE = MINUTES_DUE
 DEADLINE_AT = eod(date(2026, 3, 31))
 REPORT_DUE = eod(date(2026, 4, 7))
 STEP_SUBJECT = f"{A}:department_head:1"
+#: A resolution's obligations are the meeting's (R1, R2, ... are numbered per meeting).
+OWNER_SUBJECT = f"{M}:r1:owner"
+A1_SUBJECT = f"{M}:r1:a1"
 
 
 def _milestone(mid: str, due: str) -> dict[str, Any]:
@@ -297,7 +309,7 @@ CASES: list[Case] = [
                 person="pm.wang",
                 label="甲项目",
             ),
-            F("budget", str(P), project_id=P, value=Decimal("100000")),
+            F("planned_budget", str(P), project_id=P, value=Decimal("100000")),
             F("milestone_due", f"{P}:m1", eod(date(2026, 1, 31)), date(2026, 1, 31), project_id=P),
             F("milestone_due", f"{P}:m2", eod(date(2026, 3, 31)), date(2026, 3, 31), project_id=P),
         ],
@@ -307,7 +319,26 @@ CASES: list[Case] = [
         "BudgetChanged",
         P,
         {"old_budget": "100000", "new_budget": "120000", "reason": "扩容", "decision_id": None},
-        [F("budget", str(P), project_id=P, value=Decimal("120000"))],
+        [F("planned_budget", str(P), project_id=P, value=Decimal("120000"))],
+    ),
+    (
+        "partner",
+        "BudgetChanged",
+        P,
+        {
+            "old_budget": "100000",
+            "new_budget": "130000",
+            "reason": "扩容",
+            "decision_id": str(A),
+        },
+        [F("approved_budget", str(P), project_id=P, value=Decimal("130000"))],
+    ),
+    (
+        "partner",
+        "ProcurementApprovalGranted",
+        P,
+        {"request_id": str(A), "approved_at": iso(DECIDED), "approved_amount": "98000.00"},
+        [F("approved_budget", str(P), project_id=P, value=Decimal("98000"))],
     ),
     (
         "partner",
@@ -572,7 +603,7 @@ CASES: list[Case] = [
         {"outcome": "completed", "reason": "交付完成", "budget": "100000", "costs_total": "95000"},
         [
             F("project_closed", str(P), project_id=P, label="completed", value=Decimal(95000)),
-            F("budget", str(P), project_id=P, value=Decimal(100000)),
+            F("obligations_ended", str(P), project_id=P),
         ],
     ),
     (
@@ -975,7 +1006,7 @@ CASES: list[Case] = [
             "text": "完成巡检",
             "owner_due_at": iso(OWNER_DUE),
         },
-        [F("obligation_due", "r1:owner", OWNER_DUE, label="resolution_owner", project_id=P)],
+        [F("obligation_due", OWNER_SUBJECT, OWNER_DUE, label="resolution_owner", project_id=P)],
     ),
     (
         "docs",
@@ -983,10 +1014,17 @@ CASES: list[Case] = [
         M,
         _resolution_assigned(1),
         [
-            F("obligation_met", "r1:owner", T, label="resolution_owner", project_id=P, flag=True),
+            F(
+                "obligation_met",
+                OWNER_SUBJECT,
+                T,
+                label="resolution_owner",
+                project_id=P,
+                flag=True,
+            ),
             F(
                 "obligation_due",
-                "r1:resolution",
+                A1_SUBJECT,
                 DEADLINE_AT,
                 label="resolution",
                 project_id=P,
@@ -1000,14 +1038,15 @@ CASES: list[Case] = [
         M,
         _resolution_assigned(2),
         [
+            F("obligation_cancelled", A1_SUBJECT, T, label="resolution"),
             F(
                 "obligation_due",
-                "r1:resolution",
+                f"{M}:r1:a2",
                 DEADLINE_AT,
                 label="resolution",
                 project_id=P,
                 person="pm.li",
-            )
+            ),
         ],
     ),
     (
@@ -1021,7 +1060,15 @@ CASES: list[Case] = [
             "chaired_by": "director.zhang",
             "due_at": iso(OWNER_DUE),
         },
-        [F("obligation_breached", "r1:owner", OWNER_DUE, label="resolution_owner", project_id=P)],
+        [
+            F(
+                "obligation_breached",
+                OWNER_SUBJECT,
+                OWNER_DUE,
+                label="resolution_owner",
+                project_id=P,
+            )
+        ],
     ),
     (
         "docs",
@@ -1040,7 +1087,7 @@ CASES: list[Case] = [
         [
             F(
                 "obligation_met",
-                "r1:resolution",
+                A1_SUBJECT,
                 T,
                 label="resolution",
                 project_id=P,
@@ -1064,7 +1111,7 @@ CASES: list[Case] = [
         [
             F(
                 "obligation_breached",
-                "r1:resolution",
+                A1_SUBJECT,
                 DEADLINE_AT,
                 label="resolution",
                 project_id=P,
@@ -1104,6 +1151,14 @@ CASES: list[Case] = [
         _report("ReportFiled"),
         [
             F(
+                "obligation_due",
+                f"{P}:monthly:2026-03",
+                REPORT_DUE,
+                label="report",
+                project_id=P,
+                detail="monthly",
+            ),
+            F(
                 "obligation_met",
                 f"{P}:monthly:2026-03",
                 T,
@@ -1111,7 +1166,7 @@ CASES: list[Case] = [
                 project_id=P,
                 detail="monthly",
                 flag=True,
-            )
+            ),
         ],
     ),
     (
@@ -1121,6 +1176,14 @@ CASES: list[Case] = [
         _report("ReportFiledLate"),
         [
             F(
+                "obligation_due",
+                f"{P}:monthly:2026-03",
+                REPORT_DUE,
+                label="report",
+                project_id=P,
+                detail="monthly",
+            ),
+            F(
                 "obligation_met",
                 f"{P}:monthly:2026-03",
                 T,
@@ -1128,7 +1191,7 @@ CASES: list[Case] = [
                 project_id=P,
                 detail="monthly",
                 flag=False,
-            )
+            ),
         ],
     ),
     (
@@ -1145,14 +1208,29 @@ CASES: list[Case] = [
         },
         [
             F(
+                "obligation_due",
+                f"{P}:monthly:2026-03",
+                REPORT_DUE,
+                label="report",
+                project_id=P,
+                detail="monthly",
+            ),
+            F(
                 "obligation_breached",
                 f"{P}:monthly:2026-03",
                 REPORT_DUE,
                 label="report",
                 project_id=P,
                 detail="monthly",
-            )
+            ),
         ],
+    ),
+    (
+        "docs",
+        "ReportScheduleClosed",
+        S,
+        {"project_id": str(P), "reason": "项目关闭", "closed_at": iso(DECIDED)},
+        [F("obligations_ended", str(S), DECIDED, project_id=P, label="report")],
     ),
     (
         "docs",
@@ -1504,9 +1582,188 @@ def test_a_complaint_v2_counts_like_v1_with_its_channel_R6_1() -> None:
     ("event_type", "flag"), [("ReportFiled", True), ("ReportFiledLate", False)]
 )
 def test_report_filings_carry_their_on_time_flag_R4_3(event_type: str, flag: bool) -> None:
-    """R4.3, R3.5: ReportFiled is met on time, ReportFiledLate met late."""
+    """R4.3, R3.5: ReportFiled is met on time, ReportFiledLate met late; each
+    also states the period's due moment (fix 10)."""
     event = envelope("docs", event_type, S, _report(event_type))
-    assert [(f.kind, f.flag) for f in facts_of("docs", event, POLICY)] == [("obligation_met", flag)]
+    assert [(f.kind, f.flag) for f in facts_of("docs", event, POLICY)] == [
+        ("obligation_due", None),
+        ("obligation_met", flag),
+    ]
+
+
+@pytest.mark.parametrize("event_type", ["ReportFiled", "ReportFiledLate"])
+def test_a_filed_report_is_owed_from_its_own_due_moment_R4_3(event_type: str) -> None:
+    """R4.3, R3.5 (regression, fix 10): a period filed early, before the engine
+    opened it, is still an obligation: the filing brings its `obligation_due`
+    from `due_at`, on the same subject as the met fact."""
+    early = {**_report(event_type), "filed_at": iso(REPORT_DUE - timedelta(days=20))}
+    facts = facts_of("docs", envelope("docs", event_type, S, early), POLICY)
+    due = [f for f in facts if f.kind == "obligation_due"]
+    met = [f for f in facts if f.kind == "obligation_met"]
+    assert [(f.subject, f.at, f.label) for f in due] == [
+        (f"{P}:monthly:2026-03", REPORT_DUE, "report")
+    ]
+    assert [f.subject for f in met] == [f"{P}:monthly:2026-03"]
+
+
+def test_an_overdue_report_is_owed_even_if_no_period_was_opened_R4_3() -> None:
+    """R4.3, R3.5 (regression, fix 10): ReportOverdue states the due moment
+    itself, so a breach without a ReportPeriodOpened still counts as missed."""
+    body = {
+        "deadline_id": str(DEADLINE),
+        "project_id": str(P),
+        "kind": "weekly",
+        "period": "2026-W11",
+        "due_at": iso(REPORT_DUE),
+        "project_manager": "pm.wang",
+    }
+    facts = facts_of("docs", envelope("docs", "ReportOverdue", S, body), POLICY)
+    assert [(f.kind, f.subject, f.at) for f in facts] == [
+        ("obligation_due", f"{P}:weekly:2026-W11", REPORT_DUE),
+        ("obligation_breached", f"{P}:weekly:2026-W11", REPORT_DUE),
+    ]
+
+
+def _recorded(meeting: UUID) -> EventEnvelope:
+    body = {
+        "resolution_id": "R1",
+        "project_id": str(P),
+        "text": "完成巡检",
+        "owner_due_at": iso(OWNER_DUE),
+    }
+    return envelope("docs", "ResolutionRecorded", meeting, body)
+
+
+def test_resolutions_of_two_meetings_are_two_obligations_R4_2() -> None:
+    """R4.2, R3.5 (regression, fix 1): resolution ids are numbered per
+    meeting, so two meetings' R1 are two owner obligations and two
+    resolution obligations, not one."""
+    other = UUID("dddddddd-dddd-4ddd-8ddd-dddddddddddd")
+    owners = {f.subject for m in (M, other) for f in facts_of("docs", _recorded(m), POLICY)}
+    assert owners == {f"{M}:R1:owner", f"{other}:R1:owner"}
+    assigned = {
+        f.subject
+        for m in (M, other)
+        for f in facts_of(
+            "docs",
+            envelope(
+                "docs", "ResolutionAssigned", m, {**_resolution_assigned(1), "resolution_id": "R1"}
+            ),
+            POLICY,
+        )
+        if f.kind == "obligation_due"
+    }
+    assert assigned == {f"{M}:R1:a1", f"{other}:R1:a1"}
+
+
+def test_a_reassignment_cancels_the_previous_assignment_R4_2() -> None:
+    """R4.2, R3.5 (regression, fix 1): assignment n cancels assignment n-1 at
+    the moment of the hand-over and is itself a new obligation; completion
+    and overdue name their assignment, so the old owner's and the new
+    owner's deadlines never merge."""
+    third = {**_resolution_assigned(3), "owner": "sp.zhao", "assigned_at": iso(DECIDED)}
+    facts = facts_of("docs", envelope("docs", "ResolutionAssigned", M, third), POLICY)
+    assert [(f.kind, f.subject, f.at, f.label, f.person) for f in facts] == [
+        ("obligation_cancelled", f"{M}:r1:a2", DECIDED, "resolution", None),
+        ("obligation_due", f"{M}:r1:a3", DEADLINE_AT, "resolution", "sp.zhao"),
+    ]
+    done = {
+        "resolution_id": "r1",
+        "project_id": str(P),
+        "assignment": 3,
+        "owner": "sp.zhao",
+        "note": "",
+        "completed_at": iso(T),
+        "deadline": iso(DEADLINE_AT),
+        "on_time": True,
+    }
+    (met,) = facts_of("docs", envelope("docs", "ResolutionCompleted", M, done), POLICY)
+    assert (met.kind, met.subject) == ("obligation_met", f"{M}:r1:a3")
+
+
+def test_only_an_approval_sets_the_approved_budget_R6_1() -> None:
+    """R6.1, R5.2 (regression, fix 5): the planned budget of ProjectCreated and
+    a BudgetChanged without a Director decision are `planned_budget`; the
+    procurement approval's amount and a decided change are `approved_budget`;
+    ProjectClosed no longer restates a budget."""
+    kinds = {
+        name: [f.kind for f in facts_of("partner", envelope("partner", t, P, body), POLICY)]
+        for name, t, body in (
+            ("created", "ProjectCreated", _project()),
+            (
+                "raised",
+                "BudgetChanged",
+                {"old_budget": "1", "new_budget": "2", "reason": "x", "decision_id": None},
+            ),
+            (
+                "decided",
+                "BudgetChanged",
+                {"old_budget": "1", "new_budget": "2", "reason": "x", "decision_id": str(A)},
+            ),
+            (
+                "granted",
+                "ProcurementApprovalGranted",
+                {"request_id": str(A), "approved_at": iso(T), "approved_amount": 90000},
+            ),
+            (
+                "closed",
+                "ProjectClosed",
+                {"outcome": "completed", "reason": "", "budget": "9", "costs_total": "8"},
+            ),
+        )
+    }
+    assert "approved_budget" not in kinds["created"] and "planned_budget" in kinds["created"]
+    assert kinds["raised"] == ["planned_budget"]
+    assert kinds["decided"] == ["approved_budget"]
+    assert kinds["granted"] == ["approved_budget"]
+    assert kinds["closed"] == ["project_closed", "obligations_ended"]
+
+
+def test_closings_end_the_obligations_still_ahead_R3_5() -> None:
+    """R3.5 (regression, fix 3): ProjectClosed ends every obligation type of
+    the project (label None) at its moment; ReportScheduleClosed ends the
+    reports (label `report`) at `closed_at`."""
+    closed = envelope(
+        "partner",
+        "ProjectClosed",
+        P,
+        {"outcome": "terminated", "reason": "", "budget": "9", "costs_total": "8"},
+        at=DECIDED,
+    )
+    ended = [f for f in facts_of("partner", closed, POLICY) if f.kind == "obligations_ended"]
+    assert [(f.project_id, f.at, f.label) for f in ended] == [(P, DECIDED, None)]
+    body = {"project_id": str(P), "reason": "项目关闭", "closed_at": iso(DECIDED)}
+    (end,) = facts_of("docs", envelope("docs", "ReportScheduleClosed", S, body, at=T), POLICY)
+    assert (end.kind, end.project_id, end.at, end.label) == (
+        "obligations_ended",
+        P,
+        DECIDED,
+        "report",
+    )
+
+
+def test_drill_down_payloads_drop_the_private_parts_R6_2() -> None:
+    """R6.2 (regression, fix 2): what `fact_events.payload` keeps of an
+    assessment has no rating, strengths, improvements or comment, and of a
+    concluded investigation no findings; other payloads are kept whole."""
+    for event_type, superior in (
+        ("SelfAssessmentSubmitted", False),
+        ("SuperiorAssessmentSubmitted", True),
+    ):
+        body = {**_submitted(superior=superior, on_time=True), "comment": "私下的话"}
+        kept = kept_payload(envelope("kpi", event_type, EV, body))
+        assert not {"rating", "strengths", "improvements", "comment"} & set(kept), event_type
+        assert kept["user_id"] == "sp.zhao" and kept["on_time"] is True
+        assert ("assessor" in kept) is superior
+    concluded = envelope(
+        "partner",
+        "InvestigationConcluded",
+        P,
+        {"investigation_id": "v1", "findings": "流程缺陷", "sanctions": []},
+    )
+    assert kept_payload(concluded) == {"investigation_id": "v1", "sanctions": []}
+    report = envelope("docs", "ReportFiled", S, _report("ReportFiled"))
+    assert kept_payload(report) == report.payload
 
 
 @pytest.mark.parametrize(

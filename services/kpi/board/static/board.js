@@ -1166,7 +1166,7 @@
           Promise.all(quarterly),
           settle(api("/v1/kpi/partners?limit=500")),
           settle(api("/v1/kpi/cost-control")),
-          settle(api("/v1/kpi/metrics/compliance/explain?period=all&missed=true&limit=2000")),
+          settle(api("/v1/kpi/metrics/compliance/explain?period=all&missed=true&order=desc&limit=2000")),
           settle(api("/v1/kpi/scorecards"))
         ]);
       })
