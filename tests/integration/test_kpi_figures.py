@@ -51,13 +51,10 @@ moment while the events were being fed.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import cache
-from pathlib import Path
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
 
@@ -69,12 +66,12 @@ from shared.clock import ManualClock
 from shared.settings import Settings
 from tests.support.apps import RunningService, running
 from tests.support.auth import auth
+from tests.support.event_schemas import assert_fits, schema_of
 from tests.support.infra import Infra, create_topics, drop_schemas
 from tests.support.kpi_facts import FactFeed
 
 pytestmark = pytest.mark.integration
 
-EVENTS = Path(__file__).resolve().parents[2] / "docs" / "events"
 SHANGHAI = timedelta(hours=8)
 MICRO = timedelta(microseconds=1)
 
@@ -120,66 +117,6 @@ CP_INVESTIGATING = L(6, 10, 12)  # both investigations open
 # -- payloads held against the published schemas ----------------------------------------------
 
 
-@cache
-def schema_of(source: str, event_type: str) -> dict[str, Any]:
-    path = EVENTS / source / f"{event_type}.v1.json"
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return loaded
-
-
-def _fits(schema: dict[str, Any], value: Any, defs: dict[str, Any], where: str) -> None:
-    """The subset of JSON Schema the published schemas use; every property
-    given (all are required) and no other."""
-    if "$ref" in schema:
-        _fits(defs[schema["$ref"].rsplit("/", 1)[1]], value, defs, where)
-        return
-    if "anyOf" in schema:
-        for option in schema["anyOf"]:
-            try:
-                _fits(option, value, defs, where)
-                return
-            except AssertionError:
-                continue
-        raise AssertionError(f"{where}: {value!r} fits no option of {schema['anyOf']}")
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    kind = schema.get("type")
-    if kind == "object":
-        assert isinstance(value, dict), f"{where}: not an object"
-        properties = schema.get("properties", {})
-        if properties:
-            assert set(value) == set(properties) == set(schema.get("required", [])), (
-                f"{where}: fields {sorted(value)} are not {sorted(properties)}"
-            )
-            for name, item in value.items():
-                _fits(properties[name], item, defs, f"{where}.{name}")
-        if isinstance(schema.get("additionalProperties"), dict):
-            for name, item in value.items():
-                _fits(schema["additionalProperties"], item, defs, f"{where}.{name}")
-    elif kind == "array":
-        assert isinstance(value, list), f"{where}: not an array"
-        for n, item in enumerate(value):
-            _fits(schema.get("items", {}), item, defs, f"{where}[{n}]")
-    elif kind == "string":
-        assert isinstance(value, str), f"{where}: {value!r} is not a string"
-        fmt = schema.get("format")
-        if fmt == "date":
-            assert len(value) == 10 and date.fromisoformat(value), f"{where}: not a date"
-        elif fmt == "date-time":
-            assert datetime.fromisoformat(value).tzinfo is not None, f"{where}: no offset"
-        elif fmt == "uuid":
-            UUID(value)
-    elif kind == "integer":
-        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: not an integer"
-    elif kind == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        assert ok, f"{where}: not a number"
-    elif kind == "boolean":
-        assert isinstance(value, bool), f"{where}: not a boolean"
-    elif kind == "null":
-        assert value is None, f"{where}: not null"
-
-
 # -- the department's half year ---------------------------------------------------------------
 
 
@@ -217,8 +154,7 @@ class World:
         payload: dict[str, Any],
         name: str | None = None,
     ) -> None:
-        schema = schema_of(source, event_type)
-        _fits(schema, payload, schema.get("$defs", {}), event_type)
+        assert_fits(source, event_type, payload)
         self.plan.append(Planned(at, source, event_type, aggregate, payload, name))
 
     async def get(self, url: str, **params: Any) -> Any:

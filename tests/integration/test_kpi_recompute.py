@@ -18,15 +18,12 @@ due); each example has a project of its own and reads filter by it.
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -40,11 +37,11 @@ from shared.clock import ManualClock
 from shared.settings import Settings
 from tests.support.apps import RunningService, running
 from tests.support.auth import auth
+from tests.support.event_schemas import assert_fits, schema_of
 from tests.support.kpi_facts import FactFeed
 
 pytestmark = pytest.mark.integration
 
-EVENTS = Path(__file__).resolve().parents[2] / "docs" / "events"
 SHANGHAI = timedelta(hours=8)
 DAY0 = date(2026, 1, 1)
 LAST_EVENT_DAY = 180  # 2026-06-30
@@ -81,42 +78,6 @@ def month_of(on: date) -> str:
 
 
 # -- payloads held against the published schemas ----------------------------------------------
-
-
-@cache
-def schema_of(source: str, event_type: str) -> dict[str, Any]:
-    path = EVENTS / source / f"{event_type}.v1.json"
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return loaded
-
-
-def fits(source: str, event_type: str, payload: dict[str, Any]) -> None:
-    """Every field of the published schema given (all are required), no other,
-    nested objects alike; the formats the readers parse are parseable."""
-    schema = schema_of(source, event_type)
-    defs = schema.get("$defs", {})
-
-    def check(node: dict[str, Any], value: Any, where: str) -> None:
-        if "$ref" in node:
-            check(defs[node["$ref"].rsplit("/", 1)[1]], value, where)
-        elif node.get("type") == "object" and "properties" in node:
-            assert isinstance(value, dict)
-            assert set(value) == set(node["properties"]) == set(node["required"]), where
-            for name, item in value.items():
-                check(node["properties"][name], item, f"{where}.{name}")
-        elif node.get("type") == "array":
-            for item in value:
-                check(node.get("items", {}), item, where)
-        elif "enum" in node:
-            assert value in node["enum"], f"{where}: {value!r}"
-        elif node.get("format") == "date-time":
-            assert datetime.fromisoformat(value).tzinfo is not None, where
-        elif node.get("format") == "date":
-            date.fromisoformat(value)
-        elif node.get("type") == "boolean":
-            assert isinstance(value, bool), where
-
-    check(schema, payload, event_type)
 
 
 # -- a project's life, drawn ------------------------------------------------------------------
@@ -186,7 +147,7 @@ def life(
 
     def add(at: datetime, source: str, event_type: str, payload: dict[str, Any], *,
             aggregate: UUID = project) -> None:  # fmt: skip
-        fits(source, event_type, payload)
+        assert_fits(source, event_type, payload)
         if at < NOW:
             out.append(Event(at, source, event_type, aggregate, payload))
 

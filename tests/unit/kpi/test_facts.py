@@ -31,12 +31,9 @@ Proves that:
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import cache
-from pathlib import Path
 from typing import Any
 from uuid import UUID
 
@@ -47,8 +44,8 @@ from services.kpi.facts import MAPPERS, OPEN_STEP, Fact, facts_of
 from shared.consumer import PoisonEvent
 from shared.envelope import ActorRef, EventEnvelope
 from shared.policy import Policy
+from tests.support.event_schemas import assert_fits, schema_of
 
-EVENTS = Path(__file__).resolve().parents[3] / "docs" / "events"
 POLICY = Policy()
 SHANGHAI = timedelta(hours=8)
 
@@ -83,76 +80,10 @@ def eod(day: date) -> datetime:
 # -- payloads held against the published schemas -----------------------------------------
 
 
-@cache
-def schema_of(source: str, event_type: str, version: int = 1) -> dict[str, Any]:
-    path = EVENTS / source / f"{event_type}.v{version}.json"
-    loaded: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    return loaded
-
-
-def _fits(schema: dict[str, Any], value: Any, defs: dict[str, Any], where: str) -> None:
-    """The subset of JSON Schema the published schemas use; every property
-    given (all are required) and no other."""
-    if "$ref" in schema:
-        _fits(defs[schema["$ref"].rsplit("/", 1)[1]], value, defs, where)
-        return
-    if "anyOf" in schema:
-        problems = []
-        for option in schema["anyOf"]:
-            try:
-                _fits(option, value, defs, where)
-                return
-            except AssertionError as exc:
-                problems.append(str(exc))
-        raise AssertionError(f"{where}: {value!r} fits no option: {problems}")
-    if "enum" in schema:
-        assert value in schema["enum"], f"{where}: {value!r} not in {schema['enum']}"
-    kind = schema.get("type")
-    if kind == "object":
-        assert isinstance(value, dict), f"{where}: not an object"
-        properties = schema.get("properties", {})
-        if properties:
-            missing = set(schema.get("required", [])) - set(value)
-            unknown = set(value) - set(properties)
-            assert not missing, f"{where}: missing {sorted(missing)}"
-            assert not unknown, f"{where}: not in the schema: {sorted(unknown)}"
-            for name, item in value.items():
-                _fits(properties[name], item, defs, f"{where}.{name}")
-        extra = schema.get("additionalProperties")
-        if isinstance(extra, dict):
-            for name, item in value.items():
-                _fits(extra, item, defs, f"{where}.{name}")
-    elif kind == "array":
-        assert isinstance(value, list), f"{where}: not an array"
-        for n, item in enumerate(value):
-            _fits(schema.get("items", {}), item, defs, f"{where}[{n}]")
-    elif kind == "string":
-        assert isinstance(value, str), f"{where}: {value!r} is not a string"
-        fmt = schema.get("format")
-        if fmt == "date":
-            assert len(value) == 10, f"{where}: {value!r} is not a date"
-            date.fromisoformat(value)
-        elif fmt == "date-time":
-            assert datetime.fromisoformat(value).tzinfo is not None, f"{where}: no offset"
-        elif fmt == "uuid":
-            UUID(value)
-    elif kind == "integer":
-        assert isinstance(value, int) and not isinstance(value, bool), f"{where}: not an integer"
-    elif kind == "number":
-        ok = isinstance(value, int | float) and not isinstance(value, bool)
-        assert ok, f"{where}: not a number"
-    elif kind == "boolean":
-        assert isinstance(value, bool), f"{where}: not a boolean"
-    elif kind == "null":
-        assert value is None, f"{where}: not null"
-
-
 def published(
     source: str, event_type: str, payload: dict[str, Any], version: int = 1
 ) -> dict[str, Any]:
-    schema = schema_of(source, event_type, version)
-    _fits(schema, payload, schema.get("$defs", {}), event_type)
-    return payload
+    return assert_fits(source, event_type, payload, version)
 
 
 def envelope(
