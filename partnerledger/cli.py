@@ -8,10 +8,12 @@ partnerledger schemas            # export event JSON Schemas to docs/events/
 partnerledger rotate-contract-key  # re-encrypt contracts under PL_CONTRACT_KEY_ID
 partnerledger demo               # load a realistic year of activity through the HTTP APIs
 partnerledger grafana            # generate the Grafana dashboards (deploy/grafana/)
+partnerledger audit verify       # recompute the event stores' hash chains (tamper evidence)
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -26,6 +28,7 @@ from rich.table import Table
 
 from partnerledger.demo import DemoOptions, run_demo
 from partnerledger.supervisor import Supervisor
+from shared.audit_chain import ChainReport, verify_services
 from shared.auth import ROLES, TokenIssuer
 from shared.settings import SERVICE_NAMES, Settings, load_settings
 
@@ -221,6 +224,84 @@ def grafana(
     args += ["--schema", schema] if schema else []
     args += ["--zone", zone] if zone else []
     raise typer.Exit(_service_command("kpi.grafana", *args))
+
+
+audit_app = typer.Typer(
+    no_args_is_help=True,
+    help="What auditors use (R4.5, R1.1): tamper evidence of the event stores.",
+)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+def audit_verify(
+    service: Annotated[
+        str | None, typer.Option(help=f"One of {', '.join(SERVICE_NAMES)}; default: all")
+    ] = None,
+    published: Annotated[
+        bool,
+        typer.Option(
+            "--published",
+            help="Also hold the chain against every head published on audit.chain (needs"
+            " the broker): catches a chain recomputed after a change",
+        ),
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, max=100_000, help="Events read per query")] = 1000,
+) -> None:
+    """Recompute each service's hash chain over its stored events (docs/audit.md):
+    OK with the counts and the head, or the first event that was modified,
+    deleted, inserted or reordered (exit 1). Exit 2: a service has no event
+    store with a chain in this database."""
+    if service is not None and service not in SERVICE_NAMES:
+        raise typer.BadParameter(f"choose from {', '.join(SERVICE_NAMES)}")
+    names = [service] if service else list(SERVICE_NAMES)
+    reports = asyncio.run(verify_services(load_settings(), names, published=published, batch=batch))
+    for name, report in reports.items():
+        if report is None:
+            console.print(
+                f"[yellow]{name}: no event store with a hash chain in this database"
+                " (never started here, or not since the upgrade)[/yellow]",
+                soft_wrap=True,
+            )
+        else:
+            _print_chain_report(report)
+    if any(r is not None and not r.ok for r in reports.values()):
+        raise typer.Exit(1)
+    raise typer.Exit(2 if None in reports.values() else 0)
+
+
+def _print_chain_report(report: ChainReport) -> None:
+    problem = report.problem
+    if problem is None:
+        anchors = (
+            f", {report.anchors_checked} published heads match" if report.anchors_checked else ""
+        )
+        console.print(
+            f"[green]{report.service}: OK[/green], {report.events} events,"
+            f" {report.links} links{anchors}; head #{report.head_notification_id}"
+            f" {report.head_link.hex()}",
+            soft_wrap=True,
+        )
+        return
+    console.print(
+        f"[red]{report.service}: {problem.kind.upper()}[/red] at notification"
+        f" {problem.notification_id}",
+        soft_wrap=True,
+    )
+    for label, value in (
+        ("event id", problem.event_id),
+        ("aggregate", problem.originator_id),
+        ("version", problem.originator_version),
+        ("type", problem.topic),
+    ):
+        if value is not None:
+            console.print(f"  {label}: {value}", soft_wrap=True)
+    console.print(f"  {problem.detail}", soft_wrap=True)
+    console.print(
+        f"  verified before it: {report.links} links, up to notification"
+        f" {report.head_notification_id}",
+        soft_wrap=True,
+    )
 
 
 def main() -> None:

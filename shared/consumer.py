@@ -58,6 +58,12 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[DbConn, EventEnvelope], Awaitable[None]]
 
+#: A subscription's handler for every event type of its source (the kpi
+#: service's audit trail keeps every event): it runs after the event type's
+#: own handler, if any, in the same transaction, so the event is applied by
+#: both or, when one fails, by neither.
+EVERY_EVENT = "*"
+
 
 class PoisonEvent(Exception):
     """Raised by a handler for an event it can never apply (parks it)."""
@@ -85,7 +91,7 @@ class Subscription:
     """The events of one producing service a consumer reacts to."""
 
     source: str  # producing service: "partner"
-    handlers: Mapping[str, Handler]  # event_type -> handler; other types pass by
+    handlers: Mapping[str, Handler]  # event_type (or EVERY_EVENT) -> handler; others pass by
 
 
 @dataclass
@@ -134,18 +140,36 @@ class Consumer:
         self.schema = quote_ident(settings.schema_of(owner))
         self.pool = pool
         self.handlers: dict[tuple[str, str], Handler] = {}
+        self.every: dict[str, Handler] = {}  # topic -> its EVERY_EVENT handler
         self.topics: list[str] = []
         for sub in subscriptions:
             topic = settings.topic_of(sub.source)
             self.topics.append(topic)
             for event_type, handler in sub.handlers.items():
-                self.handlers[(topic, event_type)] = handler
+                if event_type == EVERY_EVENT:
+                    self.every[topic] = handler
+                else:
+                    self.handlers[(topic, event_type)] = handler
         self.partitions: dict[TopicPartition, PartitionState] = {}
         self.assigned = asyncio.Event()
         self._consumer: AIOKafkaConsumer | None = None
         #: aiokafka only logs what the rebalance listener raises: keep it, and
         #: let the main loop restart the consumer with it.
         self._assignment_error: BaseException | None = None
+
+    def handler_for(self, topic: str, event_type: str) -> Handler | None:
+        """The event type's handler, then the topic's EVERY_EVENT handler, as one."""
+        own = self.handlers.get((topic, event_type))
+        every = self.every.get(topic)
+        if own is None or every is None:
+            return own or every
+        first, then = own, every
+
+        async def both(conn: DbConn, event: EventEnvelope) -> None:
+            await first(conn, event)
+            await then(conn, event)
+
+        return both
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -389,7 +413,7 @@ class Consumer:
                     await self._park(conn, _Letter(msg, envelope, reason, ""))
                     outcome.parked += 1
                     continue
-                handler = self.handlers.get((msg.topic, envelope.event_type))
+                handler = self.handler_for(msg.topic, envelope.event_type)
                 if handler is None:
                     outcome.ignored += 1
                     continue
@@ -517,7 +541,7 @@ class Consumer:
                     try:
                         async with conn.transaction():
                             envelope = EventEnvelope.parse_message(bytes(row["message"]))
-                            handler = self.handlers.get((row["topic"], envelope.event_type))
+                            handler = self.handler_for(row["topic"], envelope.event_type)
                             if handler is not None:
                                 msg = _stored_record(row)
                                 if await self._apply_one(conn, msg, envelope, handler):

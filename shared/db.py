@@ -132,8 +132,9 @@ async def migrate(
 
 #: Tables every service has: the outbox relay's state, the consumers' inbox
 #: (processed event ids, offsets, parked events), idempotency keys, the
-#: record of refused requests, local projector positions and deadlines, and
-#: the notification outbox with its webhook subscriptions (shared.notify).
+#: record of refused requests, local projector positions and deadlines, the
+#: notification outbox with its webhook subscriptions (shared.notify), and the
+#: hash chain over the stored events (shared.audit_chain).
 BASE_MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         1,
@@ -285,6 +286,31 @@ BASE_MIGRATIONS: tuple[Migration, ...] = (
         CREATE INDEX notification_outbox_log ON {schema}.notification_outbox (created_at, id);
         CREATE INDEX notification_outbox_by_aggregate ON {schema}.notification_outbox
             (aggregate_id);
+        """,
+    ),
+    Migration(
+        4,
+        "tamper evidence: a hash chain over the stored events",
+        # One link per stored event, written by the recorder in the event's
+        # transaction (shared.eventstore.LedgerRecorder); the origin row says
+        # up to which notification the links were made by the backfill of
+        # events stored before this migration (shared.audit_chain, ADR 0012).
+        """
+        CREATE TABLE {schema}.event_chain (
+            notification_id bigint PRIMARY KEY,
+            event_id uuid,
+            originator_id uuid NOT NULL,
+            originator_version bigint NOT NULL,
+            prev bytea NOT NULL CHECK (octet_length(prev) = 32),
+            link bytea NOT NULL CHECK (octet_length(link) = 32),
+            chained_at timestamptz NOT NULL DEFAULT now()
+        );
+        CREATE TABLE {schema}.event_chain_origin (
+            only_row boolean PRIMARY KEY DEFAULT true CHECK (only_row),
+            backfill_through bigint NOT NULL,
+            started_at timestamptz NOT NULL DEFAULT now(),
+            backfilled_at timestamptz
+        );
         """,
     ),
 )

@@ -5,7 +5,9 @@ PostgreSQL, one schema per service.
 lock that keeps notification ids in commit order, and the relay relies on that
 order. The recorder also writes the idempotency record of a command in the
 same transaction as its events, so a retried command is answered from the
-record and never applied twice, even across a crash.
+record and never applied twice, even across a crash. And it links every event
+into the service's hash chain in that transaction (tamper evidence,
+shared.audit_chain, docs/adr/0012).
 """
 
 from __future__ import annotations
@@ -25,11 +27,12 @@ from eventsourcing.persistence import (
     StoredEvent,
     Transcoding,
 )
-from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
 
+from shared.audit_chain import CHAIN_TABLE, event_digest, genesis_link
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, IdFactory, SystemClock, random_ids
 from shared.domain import Actor, CommandContext, LedgerAggregate, command_context
@@ -84,8 +87,73 @@ class Blob:
 
 
 class LedgerRecorder(PostgresApplicationRecorder):
-    """Application recorder that also records idempotency keys and file
-    contents atomically with the events."""
+    """Application recorder that also records idempotency keys, file contents
+    and the events' links in the service's hash chain atomically with the
+    events (R4.5: everything on record, and evidence that it stayed so)."""
+
+    def __init__(
+        self, datastore: PostgresDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        #: The service name (`<service>_events`): the chain's genesis.
+        self.service = events_table_name.removesuffix("_events")
+        chain = SQL("{}.{}").format(Identifier(datastore.schema), Identifier(CHAIN_TABLE))
+        # The database joins each event's digest to the last link (the genesis
+        # for the first): no round trip to read it, and each statement sees
+        # the link the one before it wrote. Rendered once: composing the
+        # statement on every save cost more than the rest of the link.
+        self._insert_link: bytes = (
+            SQL(
+                "INSERT INTO {chain} (notification_id, event_id, originator_id,"
+                " originator_version, prev, link)"
+                " SELECT %s, %s, %s, %s, last.link, sha256(last.link || %s::bytea)"
+                " FROM (SELECT coalesce((SELECT link FROM {chain}"
+                " ORDER BY notification_id DESC LIMIT 1), %s::bytea) AS link) AS last"
+            )
+            .format(chain=chain)
+            .as_bytes()
+        )
+        self._genesis = genesis_link(self.service)
+
+    def _fetch_ids_after_insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        notification_ids = super()._fetch_ids_after_insert_events(curs, stored_events, **kwargs)
+        if notification_ids:
+            self._link(curs, stored_events, notification_ids, kwargs.get("event_ids") or {})
+        return notification_ids
+
+    def _link(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        notification_ids: Sequence[int],
+        event_ids: dict[tuple[Any, int], UUID],
+    ) -> None:
+        """Appends the events' links to the chain in notification order, in
+        the events' transaction, while it holds the events table's lock (so
+        no other insert comes between); pipelined with the commit."""
+        links = [
+            (
+                nid,
+                event_ids.get((stored.originator_id, stored.originator_version)),
+                stored.originator_id,
+                stored.originator_version,
+                event_digest(
+                    nid,
+                    stored.originator_id,
+                    stored.originator_version,
+                    stored.topic,
+                    stored.state,
+                ),
+                self._genesis,
+            )
+            for nid, stored in sorted(
+                zip(notification_ids, stored_events, strict=True), key=lambda pair: pair[0]
+            )
+        ]
+        with curs.connection.cursor() as writer:
+            writer.executemany(self._insert_link, links)
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
@@ -212,8 +280,16 @@ class LedgerApplication(Application[UUID]):
             first = aggregates[0]
             record = IdempotencyRecord(ctx.idempotency, first.id, first.version)
         pending = [e for a in aggregates for e in a.pending_events]
+        # Named in the events' links (shared.audit_chain).
+        event_ids = {
+            (e.originator_id, e.originator_version): e.event_id
+            for e in pending
+            if isinstance(e, LedgerAggregate.Event)
+        }
         try:
-            return self.save(*aggregates, idempotency=record, blobs=tuple(blobs))
+            return self.save(
+                *aggregates, idempotency=record, blobs=tuple(blobs), event_ids=event_ids
+            )
         except IntegrityError:
             # eventsourcing retries an insert whose connection failed; when the
             # first attempt did commit, the retry collides with our own events.

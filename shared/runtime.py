@@ -35,6 +35,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared import kafka
+from shared.audit import auditors_only_read
+from shared.audit import router as audit_router
+from shared.audit_chain import ChainHeadPublisher, backfill_chain, chain_head_json_schema
 from shared.auth import AUDITOR, DIRECTOR, Principal, TokenVerifier
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, SystemClock
@@ -168,7 +171,17 @@ async def prepare_schema(
     try:
         async with schema_lock(conn, schema):
             await migrate(conn, schema, [*BASE_MIGRATIONS, *spec.migrations])
-            return await asyncio.to_thread(spec.application, settings, clock=clock, policy=policy)
+            application = await asyncio.to_thread(
+                spec.application, settings, clock=clock, policy=policy
+            )
+            try:
+                # Events stored before the hash chain existed get their links
+                # now, before this process saves anything (ADR 0012).
+                await backfill_chain(conn, schema, spec.name)
+            except BaseException:
+                await asyncio.to_thread(application.close)
+                raise
+            return application
     finally:
         await conn.close()
 
@@ -206,6 +219,10 @@ async def start_runtime(
     if workers.relay:
         rt.relay = Relay(application)
         rt.tasks.append(asyncio.create_task(rt.relay.run(rt.stop), name=f"{spec.name}-relay"))
+        # The active relay's process also publishes the chain head (ADR 0012).
+        relay = rt.relay
+        heads = ChainHeadPublisher(spec.name, settings, pool, clock, lambda: relay.active)
+        rt.tasks.append(asyncio.create_task(heads.run(rt.stop), name=f"{spec.name}-chain-head"))
     if workers.consumers:
         rt.consumers = build_consumers(rt)
         for consumer in rt.consumers:
@@ -543,6 +560,7 @@ def create_app(
         description=spec.description,
         version="1.0.0",
         lifespan=lifespan,
+        dependencies=[Depends(auditors_only_read)],
     )
     install_problem_handlers(app)
 
@@ -562,6 +580,7 @@ def create_app(
     )
     app.add_middleware(LatencyMiddleware, service=spec.name)
     app.include_router(ops_router())
+    app.include_router(audit_router)
     app.include_router(notifications_router)
     for router in spec.routers:
         app.include_router(router)
@@ -607,6 +626,8 @@ def export_schemas(spec: ServiceSpec, settings: Settings, target: Path) -> None:
     envelope = target / "envelope.v1.json"
     text = json.dumps(envelope_json_schema(), indent=2, ensure_ascii=False, sort_keys=True)
     envelope.write_text(text + "\n")
+    head = json.dumps(chain_head_json_schema(), indent=2, ensure_ascii=False, sort_keys=True)
+    (target / "chain-head.v1.json").write_text(head + "\n")
     for path in written:
         log.info("wrote %s", path)
 

@@ -176,6 +176,11 @@ class Settings(BaseSettings):
     score_interval_s: float = Field(
         default=30.0, gt=0, description="How often the kpi service rescores partners."
     )
+    chain_head_interval_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often the active relay publishes its event chain head on audit.chain.",
+    )
 
     # -- notifications (shared.notify, docs/notifications.md) -----------------------
     smtp_host: str | None = Field(

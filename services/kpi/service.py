@@ -9,6 +9,7 @@ from services.kpi.api.metrics import router as metrics
 from services.kpi.api.routes import router
 from services.kpi.api.scorecards import router as scorecards
 from services.kpi.api.staff import router as staff
+from services.kpi.api.trail import router as trail
 from services.kpi.application import TRAINING_YEAR, KpiApplication
 from services.kpi.board.routes import router as board
 from services.kpi.consumers.facts import fact_handlers
@@ -24,6 +25,8 @@ from services.kpi.scoring import score_loop
 from services.kpi.staff_projections import MIGRATIONS as STAFF_MIGRATIONS
 from services.kpi.staff_projections import deadline_handlers, view_handlers
 from services.kpi.standing_notices import standing_notices
+from services.kpi.trail import MIGRATIONS as TRAIL_MIGRATIONS
+from services.kpi.trail import trail_handlers
 from shared.consumer import Subscription
 from shared.db import DbConn
 from shared.deadlines import OverdueHandler
@@ -44,14 +47,22 @@ OVERDUE: Final[dict[str, OverdueHandler]] = {
 
 
 def _subscriptions(rt: Runtime) -> list[Subscription]:
-    """One consumer reads every topic: partners by status, and the KPI facts."""
+    """One consumer reads every topic: partners by status, the KPI facts, and
+    every event into the audit trail (its EVERY_EVENT handler)."""
     return [
         Subscription(
             source="partner",
-            handlers={**fact_handlers("partner", rt.policy), **PARTNER_EVENTS.handlers},
+            handlers={
+                **fact_handlers("partner", rt.policy),
+                **PARTNER_EVENTS.handlers,
+                **trail_handlers("partner"),
+            },
         ),
         *(
-            Subscription(source=source, handlers=fact_handlers(source, rt.policy))
+            Subscription(
+                source=source,
+                handlers={**fact_handlers(source, rt.policy), **trail_handlers(source)},
+            )
             for source in ("approval", "docs", "kpi")
         ),
     ]
@@ -72,13 +83,14 @@ SPEC = ServiceSpec(
         " person's KPI figures. Publishes `kpi.events`."
     ),
     application=KpiApplication,
-    routers=[router, staff, metrics, scorecards, evaluations, board],
+    routers=[router, staff, metrics, scorecards, evaluations, trail, board],
     migrations=(
         *MIGRATIONS,
         *STAFF_MIGRATIONS,
         *FACT_MIGRATIONS,
         *EVALUATION_MIGRATIONS,
         *SCORE_MIGRATIONS,
+        *TRAIL_MIGRATIONS,
     ),
     consumers=[ConsumerSpec(name="projections", subscriptions=_subscriptions)],
     projectors=[

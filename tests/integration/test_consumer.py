@@ -13,12 +13,13 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from aiokafka import ConsumerRecord, TopicPartition
 
 from services.kpi.consumers.partners import PARTNER_EVENTS, partner_registered
 from services.kpi.service import SPEC as KPI
-from shared.consumer import Consumer, PoisonEvent, Subscription
+from shared.consumer import EVERY_EVENT, Consumer, PoisonEvent, Subscription
 from shared.db import DbConn
-from shared.envelope import EventEnvelope
+from shared.envelope import H_EPOCH, H_EVENT_ID, EventEnvelope
 from shared.settings import Settings
 from tests.support.apps import RunningService, running
 from tests.support.auth import auth
@@ -187,3 +188,107 @@ def test_subscription_names_the_events_it_reads() -> None:
         "PartnerActivated",
         "PartnerStatusChanged",
     }
+
+
+# -- EVERY_EVENT: one handler for every event type of a source ------------------------------------
+
+
+def _record(topic: str, offset: int, event: EventEnvelope) -> ConsumerRecord[bytes, bytes]:
+    value = event.to_json_bytes()
+    return ConsumerRecord(
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp=0,
+        timestamp_type=0,
+        key=str(event.aggregate_id).encode(),
+        value=value,
+        checksum=None,
+        serialized_key_size=0,
+        serialized_value_size=len(value),
+        headers=[(H_EVENT_ID, str(event.event_id).encode()), (H_EPOCH, b"1")],
+    )
+
+
+async def test_every_event_handler_runs_after_the_specific_one_in_its_transaction(
+    settings: Settings,
+) -> None:
+    """A subscription's EVERY_EVENT handler sees each event of its source
+    once: after the event type's own handler, in the same transaction (a
+    failure of either parks the event with neither effect kept), and alone
+    for event types nothing else handles; a redelivery changes nothing; a
+    re-drive after the fix applies both."""
+    failing = {"yes"}
+
+    async def specific(conn: DbConn, event: EventEnvelope) -> None:
+        await conn.execute(
+            "INSERT INTO seen (handler, event_id) VALUES ('specific', $1)", event.event_id
+        )
+
+    async def every(conn: DbConn, event: EventEnvelope) -> None:
+        await conn.execute(
+            "INSERT INTO seen (handler, event_id) VALUES ('every', $1)", event.event_id
+        )
+        if event.payload.get("name") == "fails" and failing:
+            raise PoisonEvent("cannot keep this one yet")
+
+    topic = settings.topic_of("partner")
+    async with running(KPI, settings, relay=False, consumers=False, projectors=False) as kpi:
+        pool = kpi.runtime.pool
+        await pool.execute(
+            "CREATE TABLE seen (n serial PRIMARY KEY, handler text NOT NULL, event_id uuid)"
+        )
+        consumer = Consumer(
+            owner="kpi",
+            name="every",
+            settings=settings,
+            subscriptions=[
+                Subscription("partner", {"PartnerRegistered": specific, EVERY_EVENT: every}),
+                Subscription("docs", {"DocumentFiled": specific}),
+            ],
+            pool=pool,
+        )
+        assert consumer.handler_for(topic, "PartnerNoted") is every
+        assert consumer.handler_for(settings.topic_of("docs"), "DocumentRead") is None
+        first, other = registered(1), envelope("PartnerNoted", uuid.uuid4(), {"note": "x"})
+        broken = envelope("PartnerRegistered", uuid.uuid4(), {"name": "fails"})
+        records = [_record(topic, n, e) for n, e in enumerate([first, other, first, broken])]
+        outcome = await consumer.apply(TopicPartition(topic, 0), records, epoch=1)
+        assert (outcome.applied, outcome.duplicates, outcome.parked, outcome.ignored) == (
+            2,
+            1,
+            1,
+            0,
+        )
+        rows = await pool.fetch("SELECT handler, event_id FROM seen ORDER BY n")
+        assert [(r["handler"], r["event_id"]) for r in rows] == [
+            ("specific", first.event_id),
+            ("every", first.event_id),
+            ("every", other.event_id),
+        ]
+
+        failing.clear()  # the fix is deployed
+        result = await consumer.redrive(str(broken.aggregate_id))
+        assert (result.applied, result.still_parked, result.errors) == (1, 0, [])
+        rows = await pool.fetch("SELECT handler, event_id FROM seen WHERE n > 3 ORDER BY n")
+        assert [(r["handler"], r["event_id"]) for r in rows] == [
+            ("specific", broken.event_id),
+            ("every", broken.event_id),
+        ]
+
+
+async def test_the_kpi_consumer_keeps_every_event_in_the_audit_trail(settings: Settings) -> None:
+    """Through the broker: events the KPIs read and events nothing else reads
+    are both in the trail, once each however often they are delivered."""
+    async with running(KPI, settings, relay=False) as kpi:
+        first, noted = registered(1), envelope("PartnerNoted", uuid.uuid4(), {"note": "x"})
+        offsets = await produce(settings, settings.topic_of("partner"), [first, noted, first])
+        await wait_until(applied_through(kpi, settings, 0, offsets[-1]), what="three deliveries")
+        rows = await kpi.runtime.pool.fetch(
+            "SELECT event_id, service, event_type, actor_id FROM audit_trail ORDER BY recorded_at"
+        )
+        assert [(r["event_id"], r["service"], r["event_type"]) for r in rows] == [
+            (first.event_id, "partner", "PartnerRegistered"),
+            (noted.event_id, "partner", "PartnerNoted"),
+        ]
+        assert await total(kpi, settings) == 1
