@@ -9,6 +9,7 @@ partnerledger rotate-contract-key  # re-encrypt contracts under PL_CONTRACT_KEY_
 partnerledger demo               # load a realistic year of activity through the HTTP APIs
 partnerledger grafana            # generate the Grafana dashboards (deploy/grafana/)
 partnerledger audit verify       # recompute the event stores' hash chains (tamper evidence)
+partnerledger replay --verify    # rebuild the projections beside the live ones and compare
 """
 
 from __future__ import annotations
@@ -168,6 +169,68 @@ def redrive(
         raise typer.BadParameter(f"choose from {SERVICE_NAMES}")
     args = ["--redrive"] + (["--aggregate", aggregate] if aggregate else [])
     raise typer.Exit(_service_command(service, *args))
+
+
+@app.command()
+def replay(
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Projections (kpi.projections, partner.views) or services (kpi);"
+            " default: every replayable projection"
+        ),
+    ] = None,
+    source: Annotated[
+        str, typer.Option(help="stores (the event stores) or kafka (the topics)")
+    ] = "stores",
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", help="Stop at this moment, e.g. 2026-06-30T00:00+08:00"),
+    ] = None,
+    verify: Annotated[
+        bool, typer.Option(help="Compare with the live tables; non-zero exit on a difference")
+    ] = False,
+    promote: Annotated[
+        bool, typer.Option(help="Make the rebuilt version live (blue/green)")
+    ] = False,
+    wait: Annotated[
+        float, typer.Option(help="--verify: seconds to wait for the live projections")
+    ] = 60.0,
+    batch_size: Annotated[int, typer.Option(min=1, help="Events per transaction")] = 1000,
+    progress: Annotated[bool, typer.Option(help="Show the progress bar")] = True,
+    discard: Annotated[
+        int | None, typer.Option(help="Drop this version of the one service named (not live)")
+    ] = None,
+) -> None:
+    """Rebuild projections from the events into a new version beside the live tables
+    (R4.5 audits; ADR 0013). Reacting consumers and deadlines are never replayed, and
+    nothing is published."""
+    if source not in ("stores", "kafka"):
+        raise typer.BadParameter("--source is stores or kafka")
+    wanted: dict[str, list[str]] = {}
+    for name in targets or SERVICE_NAMES:
+        service, _, projection = name.partition(".")
+        if service not in SERVICE_NAMES:
+            raise typer.BadParameter(f"{name}: the service is one of {', '.join(SERVICE_NAMES)}")
+        names = wanted.setdefault(service, [])
+        if projection:
+            names.append(projection)
+    if discard is not None:
+        if len(wanted) != 1:
+            raise typer.BadParameter("--discard needs exactly one service, e.g. `replay kpi`")
+        (service,) = wanted
+        raise typer.Exit(_service_command(service, "--discard", str(discard)))
+    args = ["--replay", "--source", source, "--wait", str(wait), "--batch-size", str(batch_size)]
+    args += ["--as-of", as_of] if as_of else []
+    args += ["--verify"] if verify else []
+    args += ["--promote"] if promote else []
+    args += [] if progress else ["--no-progress"]
+    codes = [
+        _service_command(service, *args, "--targets", ",".join(wanted[service]))
+        for service in SERVICE_NAMES
+        if service in wanted
+    ]
+    raise typer.Exit(max(codes))
 
 
 @app.command()

@@ -38,11 +38,12 @@ from uuid import UUID
 import asyncpg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from pydantic import BaseModel, ValidationError
 
 from shared import kafka
-from shared.db import DbConn, quote_ident
+from shared.db import DbConn, projection_writes_key, quote_ident
 from shared.envelope import H_EPOCH, H_EVENT_ID, H_EVENT_TYPE, H_TRACEPARENT, EventEnvelope
 from shared.resilience import TRANSIENT, run_forever
 from shared.settings import Settings
@@ -133,11 +134,16 @@ class Consumer:
         settings: Settings,
         subscriptions: Sequence[Subscription],
         pool: asyncpg.Pool,
+        schema: str | None = None,
     ) -> None:
         self.owner = owner
         self.settings = settings
         self.group = f"{settings.consumer_group_of(owner)}.{name}"
-        self.schema = quote_ident(settings.schema_of(owner))
+        #: Where its offsets, processed ids and dead letters live: the
+        #: service's schema, or a replay's version schema (shared.replay).
+        self.raw_schema = schema or settings.schema_of(owner)
+        self.schema = quote_ident(self.raw_schema)
+        self.writes_key = projection_writes_key(self.raw_schema)
         self.pool = pool
         self.handlers: dict[tuple[str, str], Handler] = {}
         self.every: dict[str, Handler] = {}  # topic -> its EVERY_EVENT handler
@@ -336,7 +342,7 @@ class Consumer:
                 continue
             try:
                 position = await consumer.position(tp)
-            except Exception:  # noqa: S112 - partition moved away meanwhile
+            except KafkaError:  # IllegalStateError: the partition moved away meanwhile
                 continue
             CONSUMER_LAG.labels(self.owner, tp.topic, str(tp.partition)).set(
                 max(high - position, 0)
@@ -385,6 +391,9 @@ class Consumer:
         """Applies a batch of one partition in one transaction."""
         outcome = BatchOutcome()
         async with self.pool.acquire() as conn, conn.transaction():
+            # Held shared: a replay's promotion waits for this batch, and
+            # holds the next one back while it swaps the tables.
+            await conn.execute("SELECT pg_advisory_xact_lock_shared($1)", self.writes_key)
             parsed: list[tuple[ConsumerRecord[bytes, bytes], EventEnvelope | None, str]] = []
             for msg in msgs:
                 try:
@@ -540,6 +549,9 @@ class Consumer:
                         break
                     try:
                         async with conn.transaction():
+                            await conn.execute(
+                                "SELECT pg_advisory_xact_lock_shared($1)", self.writes_key
+                            )
                             envelope = EventEnvelope.parse_message(bytes(row["message"]))
                             handler = self.handler_for(row["topic"], envelope.event_type)
                             if handler is not None:

@@ -39,6 +39,13 @@ def lock_key(*parts: str) -> int:
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
+def projection_writes_key(schema: str) -> int:
+    """The lock every writer of a schema's projection tables holds shared for
+    its transaction, and a replay's promotion or verification holds
+    exclusively: while it is held no projection moves (shared.replay)."""
+    return lock_key("projection-writes", schema)
+
+
 def _connect_kwargs(params: PostgresParams, settings: dict[str, str]) -> dict[str, Any]:
     return {
         "host": params.host,
@@ -310,6 +317,28 @@ BASE_MIGRATIONS: tuple[Migration, ...] = (
             backfill_through bigint NOT NULL,
             started_at timestamptz NOT NULL DEFAULT now(),
             backfilled_at timestamptz
+        );
+        """,
+    ),
+    Migration(
+        5,
+        "replay: the versions of the projections rebuilt beside the live ones",
+        # Version 1 is what the service built live (on record once replaced);
+        # `partnerledger replay` builds 2, 3, ... in <schema>_v<N> (shared.replay,
+        # ADR 0013).
+        """
+        CREATE TABLE {schema}.projection_versions (
+            version int PRIMARY KEY,
+            schema_name text NOT NULL,
+            targets text[] NOT NULL,
+            source text NOT NULL,
+            as_of timestamptz,
+            status text NOT NULL DEFAULT 'building',
+            events bigint NOT NULL DEFAULT 0,
+            started_at timestamptz NOT NULL DEFAULT now(),
+            built_at timestamptz,
+            promoted_at timestamptz,
+            retired_schema text
         );
         """,
     ),

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from shared.db import DbConn, connect, lock_key
+from shared.db import DbConn, connect, lock_key, projection_writes_key
 from shared.domain import LedgerAggregate
 from shared.eventstore import LedgerApplication
 from shared.resilience import run_forever, sleep_unless
@@ -118,6 +118,17 @@ class LocalProjector:
         if not notifications:
             return 0
         async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock_shared($1)", projection_writes_key(self.app.schema)
+            )
+            stored = await conn.fetchval(
+                "SELECT position FROM projector_positions WHERE name = $1", self.name
+            )
+            if stored is not None and stored != self.position:
+                # A replay was promoted meanwhile (shared.replay): its tables
+                # hold everything up to its position; go on from there.
+                self.position = stored
+                return len(notifications)
             for notification in notifications:
                 event = self.app.mapper.to_domain_event(notification)
                 if not isinstance(event, LedgerAggregate.Event):

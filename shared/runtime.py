@@ -84,6 +84,10 @@ class ConsumerSpec:
     #: The subscriptions, given the running service (handlers may need its
     #: application, e.g. to record a command in reaction to an event).
     subscriptions: Callable[[Runtime], Sequence[Subscription]]
+    #: The tables its handlers write, when it is a pure projection that
+    #: `partnerledger replay` may rebuild (shared.replay). A consumer that
+    #: reacts with commands declares none: replaying it would issue them again.
+    replay_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -93,6 +97,10 @@ class ProjectorSpec:
 
     name: str
     handlers: Callable[[Policy], Mapping[str, ProjectionHandler]]
+    #: The tables its handlers write, when it is a pure read model that
+    #: `partnerledger replay` may rebuild; deadline projectors declare none
+    #: (their rows drive Overdue events).
+    replay_tables: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -643,6 +651,24 @@ ROLES: dict[str, Workers] = {
 }
 
 
+def replay_arguments(parser: argparse.ArgumentParser) -> None:
+    """What `partnerledger replay` passes to a service's process (shared.replay)."""
+    group = parser.add_argument_group("replay (partnerledger replay)")
+    group.add_argument("--replay", action="store_true", help="rebuild projections, then exit")
+    group.add_argument("--targets", default="", help="comma-separated projections (default all)")
+    group.add_argument("--source", choices=("stores", "kafka"), default="stores")
+    group.add_argument("--as-of", default=None, help="ISO time with offset: stop at that moment")
+    group.add_argument("--verify", action="store_true", help="compare with the live tables")
+    group.add_argument("--promote", action="store_true", help="make the rebuilt version live")
+    group.add_argument("--wait", type=float, default=60.0, help="verify: seconds to wait for live")
+    group.add_argument("--batch-size", type=int, default=1000)
+    group.add_argument("--no-progress", action="store_true")
+    group.add_argument("--report", type=Path, default=None, help="write the figures as JSON")
+    group.add_argument("--discard", type=int, default=None, metavar="VERSION")
+    group.add_argument("--dump-events", action="store_true", help="write the stored events")
+    group.add_argument("--after", type=int, default=0, help="with --dump-events: after this id")
+
+
 def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog=f"python -m services.{spec.name}", description=spec.title)
     parser.add_argument("--role", choices=sorted(ROLES), default="all")
@@ -650,12 +676,18 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--redrive", action="store_true", help="re-apply parked events, then exit")
     parser.add_argument("--aggregate", default=None, help="with --redrive: only this aggregate")
     parser.add_argument("--export-schemas", type=Path, default=None, metavar="DIR")
+    replay_arguments(parser)
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(spec.name, settings)
     if args.export_schemas is not None:
         export_schemas(spec, settings, args.export_schemas)
         return
+    if args.dump_events or args.replay or args.discard is not None:
+        # shared.replay builds on this module: imported where it is used.
+        from shared.replay import replay_main  # noqa: PLC0415
+
+        raise SystemExit(replay_main(spec, settings, args))
     if args.redrive:
         raise SystemExit(asyncio.run(redrive(spec, settings, args.aggregate)))
     configure_tracing(spec.name, settings)

@@ -53,7 +53,11 @@ SPEC = ServiceSpec(
         )
     ],
     projectors=[
-        ProjectorSpec(name="views", handlers=view_handlers),
+        ProjectorSpec(
+            name="views",
+            handlers=view_handlers,
+            replay_tables=("approval_view", "approval_steps", "emergency_view", "delegation_view"),
+        ),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
     ],
     overdue=OVERDUE,

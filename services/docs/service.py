@@ -60,7 +60,19 @@ SPEC = ServiceSpec(
         )
     ],
     projectors=[
-        ProjectorSpec(name="views", handlers=view_handlers),
+        ProjectorSpec(
+            name="views",
+            handlers=view_handlers,
+            replay_tables=(
+                "document_view",
+                "document_versions",
+                "document_reads",
+                "schedule_view",
+                "report_periods",
+                "meeting_view",
+                "resolution_view",
+            ),
+        ),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
     ],
     overdue=OVERDUE,

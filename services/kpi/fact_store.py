@@ -163,8 +163,9 @@ async def store(
         partner = fact.partner_id or partner_id
         person = fact.person
         if person is None and fact.label in _OWED_BY_THE_PM and project is not None:
-            # The project's own deadlines are its PM's; ProjectCreated came
-            # first on the same stream, so a replay resolves the same person.
+            # The project's own deadlines are its PM's. ProjectCreated comes
+            # first on the project's stream, not on the docs service's (its
+            # reports): a report read before it gets its PM once it arrives.
             manager = manager or await conn.fetchval(
                 "SELECT project_manager FROM projects WHERE project_id = $1", project
             )
@@ -216,4 +217,14 @@ async def store(
             first.person,
             first.label or "",
             event.event_id,
+        )
+        # Whatever arrived first from another topic learns its PM now, so the
+        # facts do not depend on how the topics interleave (a lagging
+        # consumer, a replay from Kafka).
+        await conn.execute(
+            "UPDATE facts SET person = $2 WHERE project_id = $1 AND person IS NULL"
+            " AND label = ANY($3::text[])",
+            first.project_id,
+            first.person,
+            sorted(_OWED_BY_THE_PM),
         )

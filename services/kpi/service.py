@@ -92,9 +92,28 @@ SPEC = ServiceSpec(
         *SCORE_MIGRATIONS,
         *TRAIL_MIGRATIONS,
     ),
-    consumers=[ConsumerSpec(name="projections", subscriptions=_subscriptions)],
+    consumers=[
+        ConsumerSpec(
+            name="projections",
+            subscriptions=_subscriptions,
+            replay_tables=(
+                "fact_events",
+                "facts",
+                "projects",
+                "aggregate_projects",
+                "partners",
+                "partner_counts",
+                "audit_trail",
+                "audit_trail_projects",
+            ),
+        )
+    ],
     projectors=[
-        ProjectorSpec(name="staff", handlers=view_handlers),
+        ProjectorSpec(
+            name="staff",
+            handlers=view_handlers,
+            replay_tables=("staff", "staff_changes", "trainings", "training_years"),
+        ),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
         ProjectorSpec(name="evaluations", handlers=evaluation_handlers),
     ],

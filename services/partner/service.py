@@ -55,7 +55,9 @@ SPEC = ServiceSpec(
         )
     ],
     projectors=[
-        ProjectorSpec(name="views", handlers=view_handlers),
+        ProjectorSpec(
+            name="views", handlers=view_handlers, replay_tables=("partner_view", "project_view")
+        ),
         ProjectorSpec(name="deadlines", handlers=deadline_handlers),
     ],
     overdue=OVERDUE,
