@@ -1,6 +1,6 @@
 # Partner Ledger: two commands on a fresh machine.
 #   make run   - embedded PostgreSQL + Kafka-protocol broker + the four services
-#   make test  - ruff, mypy --strict, import contracts, Kubernetes manifests, pytest (unit,
+#   make test  - ruff, mypy --strict, bandit, import contracts, Kubernetes manifests, pytest (unit,
 #                integration, e2e)
 
 PYTHON ?= python3
@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck contracts manifests schemas unit integration e2e browser clean
+.PHONY: run test bench lint typecheck security contracts manifests schemas unit integration e2e browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(STAMP)
 	$(BIN)/partnerledger up
 
-test: $(STAMP) lint typecheck contracts browser manifests
+test: $(STAMP) lint typecheck security contracts browser manifests
 	$(BIN)/pytest --ignore=tests/unit/test_k8s_manifests.py
 
 lint: $(STAMP)
@@ -30,6 +30,11 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy services shared partnerledger
+
+# Static security checks of the product code (bandit, configured in pyproject's
+# [tool.bandit]; DESIGN.md section 5).
+security: $(STAMP)
+	$(BIN)/bandit -q -r services shared -c pyproject.toml
 
 contracts: $(STAMP)
 	$(BIN)/lint-imports

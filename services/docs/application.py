@@ -429,7 +429,7 @@ class DocsApplication(LedgerApplication):
         for attempt in range(READ_ATTEMPTS):
             if attempt:
                 # Spread the retries of many simultaneous readers apart.
-                time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311 (not security)
+                time.sleep(random.uniform(0, 0.002 * attempt))  # noqa: S311  # nosec B311
             document = self.get_document(doc_id)
             with command_context(ctx):
                 record = document.record_read(

@@ -343,11 +343,13 @@ async def file_document(
 
 
 def _safe_file_name(name: str) -> str:
-    """Only the last path segment, printable, bounded: a file name is shown
-    back in Content-Disposition and must never act as a path."""
+    """Only the last path segment, printable, bounded, not a directory (`..`):
+    a file name is shown back in Content-Disposition and must never act as a
+    path."""
     last = name.replace("\\", "/").rsplit("/", 1)[-1]
-    cleaned = "".join(ch for ch in last if ch.isprintable())
-    return cleaned[:200]
+    cleaned = "".join(ch for ch in last if ch.isprintable())[:200]
+    # "." and ".." name directories, not files: no file name at all then.
+    return "" if not cleaned.strip(". ") else cleaned
 
 
 @router.get("", response_model=s.DocumentPage, summary="Documents the caller may see, oldest first")
