@@ -51,6 +51,9 @@ class CommandContext:
     occurred_at: datetime | None = None
     #: Set by the API for a POST carrying an `Idempotency-Key`.
     idempotency: IdempotencyKey | None = None
+    #: Set by the API for a command carrying `If-Match: "<version>"` (the ETag
+    #: the caller decided on): the command's aggregate must still be at it.
+    expected_version: int | None = None
 
     def caused_by(self, event_id: UUID, correlation_id: UUID) -> CommandContext:
         """Context for work done in reaction to another event."""
@@ -96,6 +99,16 @@ class AlreadyExists(RuleViolation):
     def __init__(self, rule: str, detail: str, existing_id: UUID) -> None:
         super().__init__(rule, detail)
         self.existing_id = existing_id
+
+
+class VersionConflict(Exception):
+    """The command was decided on a version of its aggregate that is no longer
+    the current one (`If-Match`): 409, never a lost update (DESIGN.md 2.2)."""
+
+    def __init__(self, expected: int, current: int) -> None:
+        super().__init__(f"expected version {expected}, the aggregate is at {current}")
+        self.expected = expected
+        self.current = current
 
 
 def _meta_kwargs(ctx: CommandContext) -> dict[str, Any]:

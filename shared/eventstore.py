@@ -35,7 +35,13 @@ from psycopg.sql import SQL, Identifier
 from shared.audit_chain import CHAIN_TABLE, event_digest, genesis_link
 from shared.catalogue import EventCatalogue
 from shared.clock import Clock, IdFactory, SystemClock, random_ids
-from shared.domain import Actor, CommandContext, LedgerAggregate, command_context
+from shared.domain import (
+    Actor,
+    CommandContext,
+    LedgerAggregate,
+    VersionConflict,
+    command_context,
+)
 from shared.envelope import EventEnvelope
 from shared.idempotency import IdempotencyKey, IdempotencyKeyReused, IdempotencyRecord
 from shared.policy import Policy, load_policy
@@ -275,6 +281,8 @@ class LedgerApplication(Application[UUID]):
         """Saves the command's aggregates, with its idempotency record and the
         file contents its events name, in one transaction. The first aggregate
         is the one the command answers with."""
+        if ctx.expected_version is not None and aggregates:
+            self._check_expected_version(ctx.expected_version, aggregates[0])
         record = None
         if ctx.idempotency is not None and aggregates:
             first = aggregates[0]
@@ -296,6 +304,16 @@ class LedgerApplication(Application[UUID]):
             if pending and self._stored_already(pending):
                 return []
             raise
+
+    @staticmethod
+    def _check_expected_version(expected: int, aggregate: LedgerAggregate) -> None:
+        """The version the command found its aggregate at (before its new
+        events) must be the one the caller named; a racing command that found
+        the same version loses at the insert instead (IntegrityError)."""
+        pending = aggregate.pending_events
+        found = pending[0].originator_version - 1 if pending else aggregate.version
+        if found != expected:
+            raise VersionConflict(expected, found)
 
     def _stored_already(self, events: list[Any]) -> bool:
         for event in events:

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 A = TypeVar("A", bound=LedgerAggregate)
 
+IF_MATCH_HEADER = "If-Match"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CORRELATION_HEADER = "X-Correlation-ID"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -179,12 +180,30 @@ def command_context(
                 "X-Correlation-ID must be a UUID",
                 kind="validation",
             ) from None
-    return rt.application.context(
+    ctx = rt.application.context(
         principal.actor,
         correlation_id=correlation,
         traceparent=current_traceparent(),
         idempotency=idempotency,
     )
+    expected = expected_version(request.headers.get(IF_MATCH_HEADER))
+    return ctx if expected is None else replace(ctx, expected_version=expected)
+
+
+def expected_version(if_match: str | None) -> int | None:
+    """The aggregate version named by `If-Match` (the ETag `"<version>"` a
+    command answered with); None without the header or for `*`."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tag = if_match.strip().removeprefix("W/").strip('"')
+    if not (tag.isascii() and tag.isdigit()) or len(tag) > 18 or int(tag) < 1:
+        raise Problem(
+            422,
+            "Invalid If-Match",
+            'If-Match must name one version, as the ETag gave it: "<version>"',
+            kind="validation",
+        )
+    return int(tag)
 
 
 def run_command(

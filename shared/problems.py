@@ -20,7 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.auth import AuthError
-from shared.domain import AlreadyExists, RuleViolation
+from shared.domain import AlreadyExists, RuleViolation, VersionConflict
 from shared.idempotency import IdempotencyKeyReused
 
 log = logging.getLogger(__name__)
@@ -126,6 +126,18 @@ def install_problem_handlers(app: FastAPI) -> None:
         ),
     )
     handle(
+        VersionConflict,
+        lambda exc: Problem(
+            409,
+            "Version conflict",
+            f"If-Match names version {exc.expected}, the resource is at version {exc.current}:"
+            " reload it and decide again",
+            kind="version-conflict",
+            current_version=exc.current,
+            headers={"ETag": f'"{exc.current}"'},
+        ),
+    )
+    handle(
         AggregateNotFoundError,
         lambda exc: Problem(404, "Not found", "no such resource", kind="not-found"),
     )
@@ -153,6 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
         ),
     )
     handle(Exception, _crash)
+    document_problems(app)
 
 
 def rule_problem(exc: RuleViolation) -> Problem:
@@ -203,3 +216,89 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
         (422, "Invalid input: which field and why"),
     )
 }
+
+
+# -- OpenAPI: the problems every operation may answer ----------------------------------------
+
+_PROBLEM_REF = {"$ref": "#/components/schemas/ProblemDetail"}
+_DOCUMENTED = {
+    400: "Unparsable request body",
+    401: "Missing or invalid bearer token",
+    403: "The caller's role may not do this, or the policy forbids it",
+    404: "No such resource",
+    409: "Illegal transition, rule violated or version conflict (naming the rule)",
+    413: "Request body too large",
+    422: "Invalid input: which field and why",
+}
+_METHODS = ("get", "put", "post", "delete", "patch")
+
+
+def problem_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
+    """What an operation may answer as a problem (DESIGN.md section 6): every
+    `/v1/` route authenticates (401), authorises (403) and validates (422); a
+    route with an id in its path may find nothing (404); a command may be
+    refused by a rule or lose a race (409); a body may be unparsable (400, the
+    body-limit middleware and FastAPI) or too large (413)."""
+    if not path.startswith("/v1/"):
+        return set()
+    statuses = {401, 403, 422}
+    if "{" in path:
+        statuses.add(404)
+    if method != "get":
+        statuses.add(409)
+    if "requestBody" in operation:
+        statuses |= {400, 413}
+    return statuses
+
+
+def _is_problem_content(content: dict[str, Any] | None) -> bool:
+    """Content that FastAPI generated for a problem (its default validation
+    error, or `PROBLEM_RESPONSES` whose model lands under application/json)."""
+    if not content:
+        return True
+    refs = {
+        str((media.get("schema") or {}).get("$ref", "")).rsplit("/", 1)[-1]
+        for media in content.values()
+    }
+    return refs <= {"ProblemDetail", "HTTPValidationError", ""}
+
+
+def _document_problems(schema: dict[str, Any]) -> dict[str, Any]:
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    if "ProblemDetail" not in components:
+        generated = ProblemDetail.model_json_schema(ref_template="#/components/schemas/{model}")
+        components.update(generated.pop("$defs", {}))
+        components["ProblemDetail"] = generated
+    for path, item in schema.get("paths", {}).items():
+        for method in _METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            statuses = problem_statuses(path, method, operation)
+            statuses |= {int(code) for code in responses if code.isdigit() and int(code) >= 400}
+            for status in sorted(statuses):
+                existing = responses.get(str(status), {})
+                if not _is_problem_content(existing.get("content")):
+                    continue  # a route that documents its own error body
+                responses[str(status)] = {
+                    "description": existing.get("description") or _DOCUMENTED.get(status, "Error"),
+                    "content": {PROBLEM_JSON: {"schema": _PROBLEM_REF}},
+                }
+    components.pop("HTTPValidationError", None)
+    components.pop("ValidationError", None)
+    return schema
+
+
+def document_problems(app: FastAPI) -> None:
+    """Documents on every operation the application/problem+json answers it
+    can give (`problem_statuses`), with the ProblemDetail schema they have, so
+    a client (and schemathesis) holds each answer against the OpenAPI."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _document_problems(generate())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

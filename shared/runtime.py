@@ -378,7 +378,11 @@ def ops_router() -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @router.get("/readyz", summary="Readiness: database and broker reachable")
+    @router.get(
+        "/readyz",
+        summary="Readiness: database and broker reachable",
+        responses={503: {"description": "Not ready: what is unreachable (problem+json)"}},
+    )
     async def readyz(request: Request) -> Response:
         rt: Runtime = request.app.state.runtime
         checks: dict[str, str] = {}
@@ -395,7 +399,12 @@ def ops_router() -> APIRouter:
         detail = "; ".join(f"{k}: {v}" for k, v in checks.items())
         return problem_response(request, Problem(503, "Not ready", detail))
 
-    @router.get("/metrics", summary="Prometheus metrics")
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
