@@ -100,6 +100,12 @@ class PartitionState:
     epoch: int | None
     #: (offset, event id) of the record applied last, to be read back first.
     verify: tuple[int, UUID] | None = None
+    #: Once the log was found replaced (the broker lost it), relay records of
+    #: this epoch or older in it are stale: sends the old relay generation had
+    #: in flight, landed in the new log ahead of the republish, some of their
+    #: aggregates' earlier events lost with the old log. The relay's next
+    #: epoch republishes every event, so they are passed over.
+    floor: int = 0
 
 
 @dataclass
@@ -199,6 +205,10 @@ class Consumer:
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             request_timeout_ms=self.settings.kafka_request_timeout_ms,
             max_poll_interval_ms=300_000,
+            # A broker that lost its topics may recreate one with more
+            # partitions (auto-created by a producer's retry before the relay
+            # ensured it): the consumer learns of them within this time.
+            metadata_max_age_ms=30_000,
         )
         self._consumer = consumer
         consumer.subscribe(self.topics, listener=_Listener(self))
@@ -277,6 +287,10 @@ class Consumer:
             msgs = self._verify_last_applied(tp, state, msgs)
             if not msgs:
                 return
+        if state.floor:
+            msgs = [m for m in msgs if not 0 < _epoch_of(m) <= state.floor]
+            if not msgs:
+                return
         if state.epoch is None and msgs:
             state.epoch = _epoch_of(msgs[0])
         assert state.epoch is not None
@@ -287,7 +301,9 @@ class Consumer:
             if epoch > state.epoch:
                 newer_epoch = epoch
                 break
-            current.append(msg)  # same epoch, or a stale record of an older one
+            if 0 < epoch < state.epoch:
+                continue  # an older relay generation's: the newer one republished it
+            current.append(msg)  # same epoch (or not the relay's: parked if unreadable)
         if current:
             await self._apply_with_retry(tp, current, state.epoch, stop)
         if newer_epoch is not None:
@@ -325,6 +341,7 @@ class Consumer:
             tp,
             offset,
         )
+        state.floor = max(state.floor, state.epoch or 0)
         state.epoch = max(state.epoch or 0, _epoch_of(first))
         assert self._consumer is not None
         self._consumer.seek(tp, 0)
@@ -355,6 +372,8 @@ class Consumer:
                     high,
                     position,
                 )
+                state = self.partitions[tp]
+                state.floor = max(state.floor, state.epoch or 0)
                 consumer.seek(tp, 0)
 
     async def _apply_with_retry(

@@ -35,9 +35,7 @@ equal, row for row, in any order.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -47,28 +45,30 @@ import pytest
 
 from services.approval.service import SPEC as APPROVAL
 from services.docs.service import SPEC as DOCS
-from services.kpi.fact_store import store
-from services.kpi.facts import facts_of
 from services.kpi.metrics import METRICS
-from services.kpi.readings import create_views
 from services.kpi.service import SPEC as KPI
 from services.partner.application import PartnerApplication
 from services.partner.service import SPEC as PARTNER
 from shared.clock import ManualClock
-from shared.db import BASE_MIGRATIONS, connect, migrate, quote_ident
-from shared.envelope import EventEnvelope
-from shared.relay import Relay
+from shared.db import connect, quote_ident
 from shared.settings import Settings
 from tests.support.apps import RunningService, fire, running
 from tests.support.auth import auth
 from tests.support.partner_flow import PM, SPECIALIST, Flow
+from tests.support.replay import (
+    SOURCES,
+    TABLES,
+    differences,
+    rebuild_kpi,
+    snapshot,
+    stored_envelopes,
+)
 from tests.support.waiting import consumer_caught_up, relay_drained, wait_until
 
 pytestmark = pytest.mark.integration
 
 SHANGHAI = timedelta(hours=8)
 DIRECTOR = "director.zhang"
-SOURCES = ("partner", "approval", "docs", "kpi")
 #: (producer, consumer, consumer spec): every flow of events between the services.
 FLOWS = (
     ("partner", "kpi", "projections"),
@@ -79,7 +79,6 @@ FLOWS = (
     ("approval", "partner", "approvals"),
     ("partner", "docs", "projects"),
 )
-TABLES = ("fact_events", "facts", "projects", "aggregate_projects")
 
 
 def local(day: date, hour: int = 10, minute: int = 0) -> datetime:
@@ -364,70 +363,12 @@ async def settle_everything(s: Stack) -> None:
     raise AssertionError("the deadline engines kept firing")
 
 
-@dataclass
-class Tables:
-    """The rows of each table and view, as a multiset (order-independent)."""
-
-    columns: dict[str, tuple[str, ...]]
-    rows: dict[str, Counter[tuple[Any, ...]]]
-
-    def values(self, table: str, *names: str) -> list[tuple[Any, ...]]:
-        at = [self.columns[table].index(n) for n in names]
-        return [tuple(row[i] for i in at) for row in self.rows[table].elements()]
-
-
-async def snapshot(conn: Any, schema: str) -> Tables:
-    q = quote_ident(schema)
-    tables = Tables({}, {})
-    for table in (*TABLES, *(f"kpi_{key}" for key in METRICS)):
-        statement = await conn.prepare(f"SELECT * FROM {q}.{table}")
-        tables.columns[table] = tuple(a.name for a in statement.get_attributes())
-        tables.rows[table] = Counter(tuple(r.values()) for r in await statement.fetch())
-    return tables
-
-
-async def stored_envelopes(svc: RunningService) -> list[EventEnvelope]:
-    """Every event in the service's store, as its relay publishes it and the
-    consumer parses it."""
-    relay = Relay(svc.runtime.application)
-    out: list[EventEnvelope] = []
-    after = 0
-    while batch := await asyncio.to_thread(relay._read_batch, after):
-        out.extend(EventEnvelope.parse_message(item.value) for item in batch)
-        after = batch[-1].notification_id
-    return out
-
-
 async def rebuild(s: Stack, schema: str) -> dict[str, int]:
     """A fresh kpi schema filled from the four event stores; events per source."""
-    kpi = s.services["kpi"].runtime
-    conn = await connect(s.settings.postgres, application_name="kpi-rebuild")
-    counts: dict[str, int] = {}
-    try:
-        await migrate(conn, schema, [*BASE_MIGRATIONS, *KPI.migrations])
-        await conn.execute(f"SET search_path TO {quote_ident(schema)}")
-        await create_views(conn, kpi.policy.time.zone)
-        for source in SOURCES:
-            envelopes = await stored_envelopes(s.services[source])
-            counts[source] = len(envelopes)
-            for envelope in envelopes:
-                async with conn.transaction():
-                    facts = facts_of(source, envelope, kpi.policy)
-                    await store(conn, source, envelope, facts, kpi.policy)
-    finally:
-        await conn.close()
-    return counts
-
-
-def differences(live: Tables, rebuilt: Tables) -> dict[str, dict[str, list[str]]]:
-    return {
-        table: {
-            "live only": sorted(map(repr, rows - rebuilt.rows[table])),
-            "rebuilt only": sorted(map(repr, rebuilt.rows[table] - rows)),
-        }
-        for table, rows in live.rows.items()
-        if rows != rebuilt.rows[table]
+    envelopes = {
+        source: await stored_envelopes(s.services[source].runtime.application) for source in SOURCES
     }
+    return await rebuild_kpi(s.settings, envelopes, s.services["kpi"].runtime.policy, schema)
 
 
 async def test_rebuilding_from_the_event_stores_equals_the_live_projections_R6_1_R3_5(
