@@ -47,8 +47,14 @@ contracts: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/pytest -q tests/unit/test_k8s_manifests.py
 
+# The benchmarks (not part of make test): the slice over HTTP and Kafka, then a
+# replay of REPLAY_EVENTS stored events (bench/replay.py); figures printed and
+# written to bench/results/.
+REPLAY_EVENTS ?= 1000000
 bench: $(STAMP)
+	$(BIN)/python -m bench.workload
 	$(BIN)/python -m bench.slice
+	$(BIN)/python -m bench.replay --events $(REPLAY_EVENTS)
 
 schemas: $(STAMP)
 	$(BIN)/partnerledger schemas

@@ -41,7 +41,7 @@ import random
 import secrets
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -69,6 +69,8 @@ from shared.settings import SERVICE_NAMES, Settings
 
 Json = dict[str, Any]
 T = TypeVar("T")
+#: httpx's event hooks: {"request": [...], "response": [...]}.
+EventHooks = Mapping[str, list[Callable[..., Any]]]
 
 RETRIES: Final = 4  # a lost race, a 503 or a dropped connection, tried again
 WAIT_S: Final = 120.0  # how long to wait for an event to travel through Kafka
@@ -1873,11 +1875,16 @@ async def first_run(api: Api) -> bool:
 
 
 async def tell(
-    settings: Settings, options: DemoOptions, board: Board, clock: Clock, policy: Policy
+    settings: Settings,
+    options: DemoOptions,
+    board: Board,
+    clock: Clock,
+    policy: Policy,
+    event_hooks: EventHooks | None = None,
 ) -> None:
     run_id = f"{int(clock.now.timestamp()):x}{secrets.token_hex(2)}"
     limits = httpx.Limits(max_connections=4 * options.concurrency + 8)
-    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+    async with httpx.AsyncClient(timeout=60, limits=limits, event_hooks=event_hooks) as client:
         api = Api(settings, client, board.tally, run_id)
         await ready(api, client)
         board.start("staff and trainings", 1 + len(TRAININGS))
@@ -1918,9 +1925,17 @@ def _base36(n: int) -> str:
     return out or "0"
 
 
-def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    console: Console,
+    *,
+    event_hooks: EventHooks | None = None,
+) -> int:
     """Loads the story; prints what it made and where to look. Exit code 1 if
-    any call failed unexpectedly."""
+    any call failed unexpectedly. `event_hooks` go to the HTTP client as they
+    are (httpx's `request`/`response` hooks; bench/workload.py times every
+    call with them)."""
     policy = load_policy(settings.policy_file)
     clock = Clock(policy.clock.zone, datetime.now(UTC), frozenset(policy.calendar.holidays))
     tally = Tally()
@@ -1935,7 +1950,7 @@ def run_demo(settings: Settings, options: DemoOptions, console: Console) -> int:
     with Progress(*columns, console=console) as progress:
         board = Board(progress, tally)
         try:
-            asyncio.run(tell(settings, options, board, clock, policy))
+            asyncio.run(tell(settings, options, board, clock, policy, event_hooks))
         except DemoError as exc:
             board.fail("demo", exc)
     console.print(summary_table(tally, time.monotonic() - started))
