@@ -213,7 +213,9 @@ def replay(
         if service not in SERVICE_NAMES:
             raise typer.BadParameter(f"{name}: the service is one of {', '.join(SERVICE_NAMES)}")
         names = wanted.setdefault(service, [])
-        if projection:
+        if not projection:
+            wanted[service] = ["*"]  # a service named: all of its projections
+        elif names != ["*"]:
             names.append(projection)
     if discard is not None:
         if len(wanted) != 1:
@@ -226,7 +228,7 @@ def replay(
     args += ["--promote"] if promote else []
     args += [] if progress else ["--no-progress"]
     codes = [
-        _service_command(service, *args, "--targets", ",".join(wanted[service]))
+        _service_command(service, *args, "--targets", ",".join(wanted[service]).strip("*"))
         for service in SERVICE_NAMES
         if service in wanted
     ]

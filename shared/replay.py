@@ -40,7 +40,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import logging
+import re
 import resource
 import sys
 import time
@@ -374,6 +377,11 @@ class Replay:
 
     async def open(self) -> None:
         self.policy = load_policy(self.settings.policy_file)
+        admin = await connect(self.settings.postgres, application_name=f"{self.spec.name}-replay")
+        try:  # the registry may be newer than the running service (migration 5)
+            await migrate(admin, self.live, [*BASE_MIGRATIONS, *self.spec.migrations])
+        finally:
+            await admin.close()
         self.application = await asyncio.to_thread(
             self.spec.application, self.settings, clock=SystemClock(), policy=self.policy
         )
@@ -431,6 +439,20 @@ class Replay:
         finally:
             await admin.close()
 
+    def _runtime(self, pool: asyncpg.Pool) -> Runtime:
+        """The service's runtime as its spec's hooks expect it (subscriptions,
+        startup); nothing of it runs."""
+        assert self.application is not None and self.policy is not None
+        return Runtime(
+            spec=self.spec,
+            settings=self.settings,
+            clock=SystemClock(),
+            application=self.application,
+            pool=pool,
+            verifier=TokenVerifier(self.settings),
+            policy=self.policy,
+        )
+
     async def open_version(self) -> None:
         path = f"{quote_ident(self.version_schema)}, {quote_ident(self.live)}"
         self.pool = await create_pool(
@@ -439,16 +461,8 @@ class Replay:
             schema=path,
             max_size=3,
         )
+        rt = self._runtime(self.pool)
         assert self.application is not None and self.policy is not None
-        rt = Runtime(
-            spec=self.spec,
-            settings=self.settings,
-            clock=SystemClock(),
-            application=self.application,
-            pool=self.pool,
-            verifier=TokenVerifier(self.settings),
-            policy=self.policy,
-        )
         for target in self.targets():
             if target.kind == "consumer":
                 cspec = next(c for c in self.spec.consumers if c.name == target.name)
@@ -547,7 +561,9 @@ class Replay:
             }
             # A store with nothing new is not asked (no process to start).
             heads = await self._store_heads(positions)
-            positions = {s: after for s, after in positions.items() if heads.get(s, 1) > after}
+            positions = {
+                s: after for s, after in positions.items() if heads.get(s, after + 1) > after
+            }
             batches = store_batches(self.settings, positions, self.options.batch_size, total)
         async for batch in batches:
             applied += await replayer.apply(target.name, batch, self.options.as_of)
@@ -632,6 +648,8 @@ class Replay:
         await self.build(quiet=True)
         lq, vq = quote_ident(self.live), quote_ident(self.version_schema)
         async with self.live_pool.acquire() as conn, conn.transaction():
+            # This connection waits idle while the catch-up runs on others.
+            await conn.execute("SET LOCAL idle_in_transaction_session_timeout = 0")
             await self._held(conn)
             await self.build(quiet=True)  # everything stored until the writers stopped
             current = await conn.fetchval(
@@ -652,9 +670,9 @@ class Replay:
                 group = c.consumer.group
                 stuck = await conn.fetch(
                     f"SELECT v.event_type, v.event_id, v.reason FROM {vq}.dead_letters v"
-                    " WHERE v.consumer_group = $1 AND v.redriven_at IS NULL AND NOT EXISTS"
-                    " (SELECT 1 FROM dead_letters l WHERE l.consumer_group = $1"
-                    " AND l.redriven_at IS NULL AND l.event_id = v.event_id)",
+                    " WHERE v.consumer_group = $1 AND v.redriven_at IS NULL AND EXISTS"
+                    " (SELECT 1 FROM processed_events l WHERE l.consumer_group = $1"
+                    " AND l.event_id = v.event_id)",
                     group,
                 )
                 if stuck:
@@ -664,6 +682,18 @@ class Replay:
                     raise ReplayError(
                         f"not promoted: the rebuilt {self.spec.name}.{name} parked {len(stuck)}"
                         f" events the live one applied ({listed})"
+                    )
+                missing = await conn.fetchval(
+                    "SELECT count(*) FROM processed_events l WHERE l.consumer_group = $1"
+                    f" AND NOT EXISTS (SELECT 1 FROM {vq}.processed_events v"
+                    " WHERE v.consumer_group = $1 AND v.event_id = l.event_id)",
+                    group,
+                )
+                if missing:
+                    raise ReplayError(
+                        f"not promoted: {missing} events the live {self.spec.name}.{name}"
+                        " applied are not in the rebuilt version yet (its source is behind);"
+                        " run the promotion again"
                     )
                 await conn.execute(
                     "INSERT INTO processed_events (consumer_group, event_id, source, position)"
@@ -690,26 +720,29 @@ class Replay:
                     p.position,
                 )
             await conn.execute(f"CREATE SCHEMA {rq}")
+            # Readers running long queries on a table hold the swap back; then
+            # fail (and roll back) rather than queue every reader behind it.
+            await conn.execute("SET LOCAL lock_timeout = '10s'")
+            owner = None
             for target in self.targets():
                 for table in target.tables:
                     t = quote_ident(table)
                     grants = await _grants(conn, self.live, table)
+                    owner = await conn.fetchval(
+                        "SELECT pg_get_userbyid(relowner) FROM pg_class WHERE oid = $1::regclass",
+                        f"{lq}.{t}",
+                    )
+                    # The service's role keeps owning its tables whoever promotes.
+                    await conn.execute(f"ALTER TABLE {vq}.{t} OWNER TO {quote_ident(owner)}")
                     await conn.execute(f"ALTER TABLE {lq}.{t} SET SCHEMA {rq}")
                     await conn.execute(f"ALTER TABLE {vq}.{t} SET SCHEMA {lq}")
                     for grant in grants:
                         await conn.execute(grant)
             if self.spec.startup is not None:
-                assert self.application is not None and self.policy is not None
-                rt = Runtime(
-                    spec=self.spec,
-                    settings=self.settings,
-                    clock=SystemClock(),
-                    application=self.application,
-                    pool=self.live_pool,
-                    verifier=TokenVerifier(self.settings),
-                    policy=self.policy,
-                )
-                await self.spec.startup(rt, conn)
+                if owner is not None:  # the views belong to the service's role too
+                    await conn.execute(f"SET LOCAL ROLE {quote_ident(owner)}")
+                await self.spec.startup(self._runtime(self.live_pool), conn)
+                await conn.execute("RESET ROLE")
             stale = await _views_reading(conn, retired, self.live)
             if stale:
                 raise ReplayError(
@@ -775,8 +808,13 @@ async def _views_reading(conn: DbConn, tables_schema: str, views_schema: str) ->
 
 
 def peak_rss_mb() -> float:
-    """Peak resident memory of this process and of the dump processes it ran."""
+    """Peak resident memory of this process (VmHWM: getrusage would count the
+    image of a parent it was forked from) or of a dump process it ran."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                own = int(line.split()[1])
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024
 
@@ -825,6 +863,9 @@ async def run_replay(
         return code
     except ReplayError as exc:
         console.print(f"[red]{exc}[/red]")
+        return 2
+    except asyncpg.PostgresError as exc:  # e.g. a promotion's lock timeout: rolled back
+        console.print(f"[red]{spec.name}: {type(exc).__name__}: {exc}[/red]")
         return 2
     finally:
         await replay.close()
@@ -881,7 +922,9 @@ async def discard(spec: ServiceSpec, settings: Settings, version: int, console: 
         if row["status"] == "promoted":
             console.print(f"[red]{spec.name}: version {version} is live[/red]")
             return 2
-        dropped = [s for s in (row["schema_name"], row["retired_schema"]) if s]
+        # Only version schemas: version 1's schema_name is the live schema.
+        own = re.compile(rf"{re.escape(schema)}_v\d+(_retired)?")
+        dropped = [s for s in (row["schema_name"], row["retired_schema"]) if s and own.fullmatch(s)]
         async with conn.transaction():
             for name in dropped:
                 await conn.execute(f"DROP SCHEMA IF EXISTS {quote_ident(name)} CASCADE")
@@ -900,6 +943,10 @@ def replay_main(spec: ServiceSpec, settings: Settings, args: argparse.Namespace)
     """`python -m services.<name> --replay | --discard N | --dump-events`."""
     console = Console(stderr=True, soft_wrap=True)
     if args.dump_events:
+        # stdout carries the events: every log line goes to stderr.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream is sys.stdout:
+                handler.setStream(sys.stderr)
         application = spec.application(settings)
         try:
             dump_events(application, sys.stdout.buffer, after=args.after)

@@ -122,6 +122,7 @@ class _StoreStream:
         assert self._proc.stdout is not None
         first = await self._proc.stdout.readline()
         if not first.startswith(b"#head\t"):
+            self._proc.kill()
             await self._proc.wait()
             raise ReplayError(f"the {self.source} service did not dump its events")
         self.head = int(first.split(b"\t", 1)[1])
@@ -141,6 +142,8 @@ class _StoreStream:
                     raise ReplayError(f"dumping the {self.source} store failed")
                 return
             position, _, value = line.rstrip(b"\n").partition(b"\t")
+            if not position.isdigit():
+                raise ReplayError(f"the {self.source} dump wrote an unreadable line")
             self.buffer.append(Item(self.topic, 0, int(position), value, _parse(value)))
 
     async def close(self) -> None:
@@ -229,8 +232,21 @@ async def kafka_batches(
             consumer.seek(tp, start)
             total += max(ends[tp] - start, 0)
         on_total(total)
+        # The end is what the partition held when this call began (listed, or
+        # the high watermark of its first fetch where that is further): a
+        # busy topic never keeps the replay, or a promotion's lock, waiting.
+        targets = dict(ends)
+        watermarked: set[TopicPartition] = set()
         while True:
-            fetched = await consumer.getmany(*parts, timeout_ms=500, max_records=batch_size)
+            for tp in parts:
+                if tp not in watermarked and (high := consumer.highwater(tp)) is not None:
+                    targets[tp] = max(targets[tp], high)
+                    watermarked.add(tp)
+            positions_now = {tp: await consumer.position(tp) for tp in parts}
+            todo = [tp for tp in parts if positions_now[tp] < targets[tp]]
+            if not todo:
+                return
+            fetched = await consumer.getmany(*todo, timeout_ms=500, max_records=batch_size)
             batch = [
                 Item(
                     tp.topic,
@@ -241,18 +257,9 @@ async def kafka_batches(
                 )
                 for tp, msgs in fetched.items()
                 for msg in msgs
+                if msg.offset < targets[tp] or tp not in watermarked
             ]
             if batch:
                 yield batch
-                continue
-            # Nothing came: done once every partition is at its end (the listed
-            # end, or the fetches' high watermark when that is further).
-            done = True
-            for tp in parts:
-                end = max(ends[tp], consumer.highwater(tp) or 0)
-                if await consumer.position(tp) < end:
-                    done = False
-            if done:
-                return
     finally:
         await consumer.stop()

@@ -270,6 +270,14 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
                 "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
                 f"{settings.schema_of('kpi')}_v{version}",
             )
+            # Version 1 (the tables the services built) is dropped, never the live schema.
+            done = replay(infra, settings, "kpi", "--discard", "1")
+            assert done.returncode == 0, done.stdout + done.stderr
+            assert await kpi_pool.fetchval("SELECT count(*) FROM kpi_events") > 0
+            assert not await kpi_pool.fetchval(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
+                f"{settings.schema_of('kpi')}_v1_retired",
+            )
             refused = replay(infra, settings, "approval.requests")
             assert refused.returncode == 2
             assert "never replayed" in refused.stderr

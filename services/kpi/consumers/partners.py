@@ -37,7 +37,7 @@ async def partner_registered(conn: DbConn, event: EventEnvelope) -> None:
     await conn.execute(
         "INSERT INTO partner_counts (status, partners, updated_at) VALUES ('candidate', 1, $1)"
         " ON CONFLICT (status) DO UPDATE SET partners = partner_counts.partners + 1,"
-        " updated_at = EXCLUDED.updated_at",
+        " updated_at = greatest(partner_counts.updated_at, EXCLUDED.updated_at)",
         event.recorded_at,
     )
 
@@ -61,14 +61,15 @@ async def _move(conn: DbConn, event: EventEnvelope, status: str) -> None:
     if old == status:
         return
     await conn.execute(
-        "UPDATE partner_counts SET partners = partners - 1, updated_at = $2 WHERE status = $1",
+        "UPDATE partner_counts SET partners = partners - 1,"
+        " updated_at = greatest(updated_at, $2) WHERE status = $1",
         old,
         event.recorded_at,
     )
     await conn.execute(
         "INSERT INTO partner_counts (status, partners, updated_at) VALUES ($1, 1, $2)"
         " ON CONFLICT (status) DO UPDATE SET partners = partner_counts.partners + 1,"
-        " updated_at = EXCLUDED.updated_at",
+        " updated_at = greatest(partner_counts.updated_at, EXCLUDED.updated_at)",
         status,
         event.recorded_at,
     )
