@@ -33,6 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import stop_infra
 from services.approval.service import SPEC as APPROVAL
 from services.docs.service import SPEC as DOCS
 from services.kpi.service import SPEC as KPI
@@ -195,10 +196,7 @@ def main() -> None:
     try:
         result = asyncio.run(run(infra, args.events))
     finally:
-        if infra.broker is not None:
-            infra.broker.stop()
-        if infra.postgres is not None:
-            infra.postgres.stop()
+        stop_infra(infra)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -32,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from bench.common import machine, stop_infra
 from partnerledger.embedded import free_port
 from shared.db import connect
 from tests.support.auth import auth
@@ -182,13 +181,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     infra = await asyncio.to_thread(start_infra, tmp)
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "postgres": "external" if os.environ.get("DATABASE_URL") else "embedded 18",
-            "broker": "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "Tansu 0.6",
-        },
+        "machine": machine(),
     }
     try:
         result["raw_eventsourcing_saves_per_s"] = round(await raw_save_rate(infra, 1000), 1)
@@ -278,10 +271,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             kpi.stop()
             await drop_schemas(settings)
     finally:
-        if infra.broker is not None:
-            infra.broker.stop()
-        if infra.postgres is not None:
-            infra.postgres.stop()
+        stop_infra(infra)
     return result
 
 

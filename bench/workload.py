@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import re
 import sys
 import tempfile
@@ -40,6 +38,7 @@ from typing import Any
 import httpx
 from rich.console import Console
 
+from bench.common import machine, stop_infra
 from bench.slice import peak_rss_mb, raw_save_rate, raw_upsert_rate, rss_mb, summary
 from partnerledger.demo import DemoOptions, run_demo
 from partnerledger.embedded import free_port
@@ -48,7 +47,7 @@ from shared.settings import SERVICE_NAMES, Settings
 from tests.support.auth import auth
 from tests.support.infra import Infra, create_topics, drop_schemas, start_infra
 from tests.support.processes import ServiceProcess
-from tests.support.waiting import wait_until
+from tests.support.waiting import consumer_caught_up, wait_until
 
 FULL = {"partners": 50, "projects": 200, "concurrency": 16}
 SMALL = {"partners": 6, "projects": 12, "concurrency": 4}
@@ -230,19 +229,15 @@ def kpi_caught_up(statuses: dict[str, dict[str, Any]]) -> bool:
     for status in statuses.values():
         if status["relay"]["position"] != status["relay"]["head"]:
             return False
-    for info in statuses["kpi"]["consumers"].values():
+    for group, info in statuses["kpi"]["consumers"].items():
         stored = info.get("stored_offsets", {})
         reads = " ".join([*stored, *map(str, info.get("assigned", {}))])
         for status in statuses.values():
             relay = status["relay"]
             if f"{relay['topic']}/" not in reads and relay["topic"] not in reads:
                 continue
-            for partition, mark in relay["partitions"].items():
-                applied = stored.get(f"{relay['topic']}/{partition}")
-                if applied is None or applied["epoch"] != relay["epoch"]:
-                    return False
-                if applied["next_offset"] < mark["high_offset"] + 1:
-                    return False
+            if not consumer_caught_up(status, statuses["kpi"], group):
+                return False
     return True
 
 
@@ -266,13 +261,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
     infra: Infra = await asyncio.to_thread(start_infra, tmp)
     result: dict[str, Any] = {
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "postgres": "external" if os.environ.get("DATABASE_URL") else "embedded 18",
-            "broker": "external" if os.environ.get("KAFKA_BOOTSTRAP_SERVERS") else "Tansu 0.6",
-        },
+        "machine": machine(),
         "workload": {
             "partners": options.partners,
             "projects": options.projects,
@@ -359,10 +348,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 proc.stop()
             await drop_schemas(settings)
     finally:
-        if infra.broker is not None:
-            infra.broker.stop()
-        if infra.postgres is not None:
-            infra.postgres.stop()
+        stop_infra(infra)
     return result
 
 

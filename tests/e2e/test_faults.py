@@ -71,7 +71,7 @@ from tests.support.replay import (
     snapshot,
     stored_notifications,
 )
-from tests.support.waiting import consumer_caught_up, relay_drained, wait_until
+from tests.support.waiting import all_flows_quiet, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
@@ -81,16 +81,6 @@ SPECS: dict[str, ServiceSpec] = {
     "docs": DOCS,
     "kpi": KPI,
 }
-#: (producer, consumer, consumer spec): every flow of events between the services.
-FLOWS = (
-    ("partner", "kpi", "projections"),
-    ("approval", "kpi", "projections"),
-    ("docs", "kpi", "projections"),
-    ("kpi", "kpi", "projections"),
-    ("partner", "approval", "requests"),
-    ("approval", "partner", "approvals"),
-    ("partner", "docs", "projects"),
-)
 #: Commands accepted before a fault (the load is flowing) and after it
 #: (the stack recovered).
 BEFORE, AFTER = 6, 6
@@ -126,16 +116,7 @@ class Stack:
     async def quiet(self) -> bool:
         """Every relay drained, every consumer at every producer's head."""
         status = await self.statuses()
-        if status is None or not all(relay_drained(s) for s in status.values()):
-            return False
-        return all(
-            consumer_caught_up(
-                status[producer],
-                status[consumer],
-                f"{self.settings.consumer_group_of(consumer)}.{spec}",
-            )
-            for producer, consumer, spec in FLOWS
-        )
+        return status is not None and all_flows_quiet(status, self.settings)
 
     async def settled(self) -> dict[str, dict[str, Any]]:
         """Quiet, and still quiet with the same heads a moment later (the

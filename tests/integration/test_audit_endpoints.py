@@ -39,27 +39,29 @@ import pytest
 from eventsourcing.application import AggregateNotFoundError
 
 from services.approval.domain.delegation import delegations_id
-from services.approval.service import SPEC as APPROVAL
 from services.docs.domain.schedule import schedule_id
-from services.docs.service import SPEC as DOCS
 from services.kpi.application import KpiApplication
 from services.kpi.domain.evaluation import Period, evaluation_id
 from services.kpi.domain.staff import DEPARTMENT_ID
 from services.kpi.domain.standing import standing_id
-from services.kpi.service import SPEC as KPI
-from services.partner.application import PartnerApplication
-from services.partner.service import SPEC as PARTNER
 from shared.audit import OMITTED, aggregate_state
 from shared.clock import ManualClock
 from shared.domain import Actor, LedgerAggregate
 from shared.envelope import EventEnvelope
 from shared.eventstore import LedgerApplication
 from shared.settings import Settings
-from tests.support.apps import RunningService, fire, running
-from tests.support.auth import auth
+from tests.support.apps import fire, four_services, table_counts
 from tests.support.data import registration
 from tests.support.docs_api import PROJECT_NAME, DocsApi
-from tests.support.partner_flow import PM, SPECIALIST, Flow, scores
+from tests.support.partner_flow import PM, SPECIALIST, scores
+from tests.support.scenario import (
+    FourServices,
+    emergency_body,
+    meeting_body,
+    procurement_body,
+    procurement_saga,
+    staff_body,
+)
 from tests.support.waiting import consumer_caught_up, wait_until
 
 pytestmark = pytest.mark.integration
@@ -78,35 +80,17 @@ def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> da
 
 
 @dataclass
-class Services:
+class Services(FourServices):
     """The four services in process, sharing one manual clock."""
 
-    running: dict[str, RunningService]
-    settings: Settings
     clock: ManualClock
 
     def app(self, service: str) -> LedgerApplication:
         return self.running[service].runtime.application
 
-    def headers(self, user: str, role: str) -> dict[str, str]:
-        return auth(self.settings, user, role)
-
     @property
     def auditor(self) -> dict[str, str]:
         return self.headers(AUDITOR, "auditor")
-
-    async def call(
-        self, service: str, method: str, url: str, headers: dict[str, str], body: Any = None
-    ) -> Any:
-        kw: dict[str, Any] = {} if body is None else {"json": body}
-        return await self.running[service].client.request(method, url, headers=headers, **kw)
-
-    async def ok(
-        self, service: str, method: str, url: str, headers: dict[str, str], body: Any = None
-    ) -> Any:
-        response = await self.call(service, method, url, headers, body)
-        assert response.status_code in (200, 201), f"{service} {method} {url}: {response.text}"
-        return response.json()
 
     def stored(self, service: str) -> list[EventEnvelope]:
         """Every event of a service's store, as published (notification order)."""
@@ -131,18 +115,6 @@ class Services:
 
         await wait_until(check, what="the kpi consumer applied every topic")
 
-    async def consumed(self, producer: str, consumer: str, name: str) -> None:
-        group = f"{self.settings.consumer_group_of(consumer)}.{name}"
-
-        async def check() -> bool:
-            return consumer_caught_up(
-                await self.running[producer].status(),
-                await self.running[consumer].status(),
-                group,
-            )
-
-        await wait_until(check, what=f"{group} applied {producer}.events")
-
 
 @contextlib.asynccontextmanager
 async def four(
@@ -150,29 +122,10 @@ async def four(
 ) -> AsyncIterator[Services]:
     """Projectors (and so the kpi scoring loop) stay off: the tests settle
     and fire by hand, so no background work records anything unasked."""
-    kw = {"relay": relay, "consumers": consumers, "projectors": False, "clock": clock}
-    async with (
-        running(PARTNER, settings, **kw) as partner,  # type: ignore[arg-type]
-        running(APPROVAL, settings, **kw) as approval,  # type: ignore[arg-type]
-        running(DOCS, settings, **kw) as docs,  # type: ignore[arg-type]
-        running(KPI, settings, **kw) as kpi,  # type: ignore[arg-type]
-    ):
-        yield Services(
-            {"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}, settings, clock
-        )
-
-
-def procurement_body(project_id: str | None = None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": "procurement",
-        "title": "核心系统运维外包",
-        "amount": "250000.00",
-        "currency": "CNY",
-        "justification": "7x24 运维，现有人手不足",
-    }
-    if project_id is not None:
-        body["project_id"] = project_id
-    return body
+    async with four_services(
+        settings, relay=relay, consumers=consumers, projectors=False, clock=clock
+    ) as running:
+        yield Services(running, settings, clock)
 
 
 # -- as of a moment ----------------------------------------------------------------------------
@@ -305,11 +258,10 @@ async def as_of_scenario(
 ) -> tuple[dict[str, Tracked], Captures, list[tuple[datetime, dict[str, str]]]]:
     """Three phases over a month on the manual clock; after each, every
     aggregate's state is captured, and a few of the services' views."""
-    partner_app = svcs.app("partner")
-    assert isinstance(partner_app, PartnerApplication)
     kpi_app = svcs.app("kpi")
     assert isinstance(kpi_app, KpiApplication)
-    flow = Flow(svcs.running["partner"].client, svcs.settings, partner_app)
+    flow = svcs.flow()
+    partner_app = flow.app
     docs = DocsApi(svcs.running["docs"], svcs.settings, svcs.clock)
     pm = svcs.headers(PM, "project_manager")
     dh = svcs.headers(DH, "dept_head")
@@ -325,13 +277,7 @@ async def as_of_scenario(
         "POST",
         "/v1/emergencies",
         pm,
-        {
-            "project_id": project_id,
-            "what_happened": "生产数据库服务器宕机",
-            "action_taken": "临时调配两名工程师抢修",
-            "resources_changed": ["工程师 x2"],
-            "acted_at": (now() - timedelta(hours=1)).isoformat(),
-        },
+        emergency_body(now() - timedelta(hours=1), project_id),
     )
     grant = {
         "delegate": DH_COLLEAGUE,
@@ -353,27 +299,14 @@ async def as_of_scenario(
         "POST",
         "/v1/meetings",
         director,
-        {
-            "kind": "weekly_department",
-            "title": "部门周例会",
-            "held_at": (now() - timedelta(hours=1)).isoformat(),
-            "attendees": [PM, SPECIALIST],
-            "resolutions": ["完成供应商季度评审"],
-        },
+        meeting_body(now() - timedelta(hours=1), [PM, SPECIALIST]),
     )
     for user, role, superior in (
         (DIRECTOR, "director", None),
         (PM, "project_manager", DIRECTOR),
         (KPI_SPECIALIST, "specialist", PM),
     ):
-        body = {
-            "user_id": user,
-            "name": f"员工 {user}",
-            "role": role,
-            "superior": superior,
-            "joined_on": "2026-10-01",
-        }
-        await svcs.ok("kpi", "POST", "/v1/kpi/staff", director, body)
+        await svcs.ok("kpi", "POST", "/v1/kpi/staff", director, staff_body(user, role, superior))
     assessment = {"rating": 4, "strengths": "按时交付", "improvements": "加强风险预判"}
     await svcs.ok(
         "kpi",
@@ -433,13 +366,7 @@ async def as_of_scenario(
     await svcs.ok(
         "approval", "POST", f"/v1/approvals/{request['id']}/decisions", dh, {"decision": "approve"}
     )
-    await svcs.ok(
-        "approval",
-        "POST",
-        f"/v1/emergencies/{emergency['id']}/explanation",
-        pm,
-        {"explanation": "硬盘故障"},
-    )
+    await svcs.explain(emergency["id"], pm)
     await svcs.ok(
         "approval",
         "POST",
@@ -675,9 +602,6 @@ async def test_trails_across_the_services_and_their_exports(settings: Settings) 
     start = local(2026, 11, 23, 9)
     clock = ManualClock(start)
     async with four(settings, clock, relay=True, consumers=True) as svcs:
-        partner_app = svcs.app("partner")
-        assert isinstance(partner_app, PartnerApplication)
-        flow = Flow(svcs.running["partner"].client, settings, partner_app)
         pm = svcs.headers(PM, "project_manager")
         moments: list[datetime] = []
 
@@ -685,50 +609,10 @@ async def test_trails_across_the_services_and_their_exports(settings: Settings) 
             clock.advance(timedelta(hours=1))
             moments.append(clock.now())
 
-        partner_id = await flow.qualified_partner(1)
-        project_id = await flow.planned_project(partner_id, date(2026, 12, 31))
-        step()
-        project = await svcs.ok(
-            "partner",
-            "POST",
-            f"/v1/projects/{project_id}/procurement-approval-requests",
-            pm,
-            {"justification": "年度运维外包"},
+        saga = await procurement_saga(
+            svcs, clock, step, tick_before_request=True, tick_each_signature=False
         )
-        await svcs.consumed("partner", "approval", "requests")
-        rid = project["approval_request_id"]
-        step()
-        for user, role, step_name in (
-            (DH, "dept_head", "department_head"),
-            (FIN, "finance", "finance"),
-            (CEO, "ceo", "ceo"),
-        ):
-            await svcs.ok(
-                "approval",
-                "POST",
-                f"/v1/approvals/{rid}/decisions",
-                svcs.headers(user, role),
-                {"decision": "approve", "step": step_name},
-            )
-        await svcs.consumed("approval", "partner", "approvals")
-        step()
-        await svcs.ok(
-            "partner",
-            "POST",
-            f"/v1/projects/{project_id}/contract",
-            pm,
-            flow.contract_body(date(2026, 11, 23)),
-        )
-        await svcs.consumed("partner", "docs", "projects")
-        step()
-        docs = DocsApi(svcs.running["docs"], settings, clock)
-        document = await docs.filed(
-            svcs.headers(SPECIALIST, "specialist"),
-            name=f"{PROJECT_NAME}-2026年11月-周报",
-            doc_type="weekly_report",
-            period="2026-W48",
-            project_id=UUID(project_id),
-        )
+        project_id, document = saga.project_id, saga.document
         # An unrelated partner and its events: in no project's trail.
         await svcs.ok("partner", "POST", "/v1/partners", pm, registration(2))
         await svcs.caught_up()
@@ -905,29 +789,10 @@ def json_bodies(operation: dict[str, Any], spec: dict[str, Any], now: datetime) 
     return [example(schema, spec, now, full) for full in (False, True)]
 
 
-async def table_counts(svc: RunningService) -> dict[str, int]:
-    """Rows of every table of the service's schema (bar the denials on record)."""
-    rt = svc.runtime
-    async with rt.pool.acquire() as conn:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
-            " AND table_type = 'BASE TABLE' AND table_name <> 'access_denials'",
-            rt.schema,
-        )
-        return {
-            t["table_name"]: await conn.fetchval(
-                f'SELECT count(*) FROM {rt.quoted_schema}."{t["table_name"]}"'
-            )
-            for t in tables
-        }
-
-
 async def resources(svcs: Services) -> dict[str, str]:
     """One of each resource the routes name, so that every route gets as far
     as deciding who may use it."""
-    partner_app = svcs.app("partner")
-    assert isinstance(partner_app, PartnerApplication)
-    flow = Flow(svcs.running["partner"].client, svcs.settings, partner_app)
+    flow = svcs.flow()
     pm = svcs.headers(PM, "project_manager")
     director = svcs.headers(DIRECTOR, "director")
     partner_id = await flow.qualified_partner(1)
@@ -938,13 +803,7 @@ async def resources(svcs: Services) -> dict[str, str]:
         "POST",
         "/v1/emergencies",
         pm,
-        {
-            "project_id": project_id,
-            "what_happened": "生产数据库服务器宕机",
-            "action_taken": "临时调配两名工程师抢修",
-            "resources_changed": [],
-            "acted_at": svcs.clock.now().isoformat(),
-        },
+        emergency_body(svcs.clock.now(), project_id, resources_changed=[]),
     )
     granted = await svcs.ok(
         "approval",
@@ -972,13 +831,7 @@ async def resources(svcs: Services) -> dict[str, str]:
         "POST",
         "/v1/meetings",
         director,
-        {
-            "kind": "weekly_department",
-            "title": "部门周例会",
-            "held_at": (svcs.clock.now() - timedelta(hours=1)).isoformat(),
-            "attendees": [PM],
-            "resolutions": ["完成供应商季度评审"],
-        },
+        meeting_body(svcs.clock.now() - timedelta(hours=1), [PM]),
     )
     await svcs.ok(
         "kpi",

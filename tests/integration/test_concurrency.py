@@ -53,6 +53,7 @@ from tests.support.data import registration
 from tests.support.infra import Infra, create_topics, drop_schemas
 from tests.support.partner_flow import PM, SPECIALIST, scores
 from tests.support.processes import ServiceProcess
+from tests.support.scenario import SIGNATURES, meeting_body, procurement_body, staff_body
 
 pytestmark = pytest.mark.integration
 
@@ -181,6 +182,21 @@ async def one_wins_per_version(
     return version
 
 
+async def raced(
+    settings: Settings,
+    service: str,
+    aggregate_id: UUID,
+    version: int,
+    send: Callable[[int, int], Awaitable[httpx.Response]],
+    *,
+    unpinned: Callable[[int], Awaitable[httpx.Response]],
+) -> dict[int, int]:
+    """`one_wins_per_version` with `send` (If-Match), then `no_lost_update`
+    with `unpinned` (no If-Match); returns the statuses of the latter."""
+    await one_wins_per_version(settings, service, aggregate_id, version, send)
+    return dict(await no_lost_update(settings, service, aggregate_id, unpinned))
+
+
 async def test_parallel_commands_on_one_aggregate_never_lose_an_update(
     infra: Infra, tmp_path: Path
 ) -> None:
@@ -206,25 +222,11 @@ async def test_parallel_commands_on_one_aggregate_never_lose_an_update(
             return found
 
         # -- approval: the caller's expected version; exactly one wins per version -------
-        request = await ok(
-            f"{urls['approval']}/v1/approvals",
-            pm,
-            {
-                "kind": "procurement",
-                "title": "核心系统运维外包",
-                "amount": "250000.00",
-                "currency": "CNY",
-                "justification": "7x24 运维，现有人手不足",
-            },
-        )
+        request = await ok(f"{urls['approval']}/v1/approvals", pm, procurement_body())
         request_id, version = UUID(request["id"]), request["version"]
         decisions = f"{urls['approval']}/v1/approvals/{request_id}/decisions"
         rounds: list[int] = []
-        for user, role, step in (
-            ("dh.li", "dept_head", "department_head"),
-            ("fin.zhao", "finance", "finance"),
-            ("ceo.chen", "ceo", "ceo"),
-        ):
+        for user, role, step in SIGNATURES:
             headers = auth(settings, user, role)
             body = {"decision": "approve", "step": step, "expected_version": version}
             responses = await at_once(
@@ -266,30 +268,21 @@ async def test_parallel_commands_on_one_aggregate_never_lose_an_update(
             body = {"scores": scores(1 + i % 5), "qualifications": [], "summary": f"#{i}"}
             return client.post(evaluations, headers=headers, json=body)
 
-        await one_wins_per_version(
-            settings, "partner", UUID(partner["id"]), etag_version(registered), evaluate
-        )
-        outcome["partner"] = dict(
-            await no_lost_update(
-                settings,
-                "partner",
-                UUID(partner["id"]),
-                evaluate,
-            )
+        outcome["partner"] = await raced(
+            settings,
+            "partner",
+            UUID(partner["id"]),
+            etag_version(registered),
+            evaluate,
+            unpinned=evaluate,
         )
 
         # -- docs: resolutions added to one meeting ------------------------------------
+        # Held an hour ago: no minutes or owner deadline passes during the test.
         held = await client.post(
             f"{urls['docs']}/v1/meetings",
             headers=director,
-            json={
-                "kind": "weekly_department",
-                "title": "部门周例会",
-                # An hour ago: no minutes or owner deadline passes during the test.
-                "held_at": (datetime.now(UTC) - timedelta(hours=1)).isoformat(),
-                "attendees": [PM, SPECIALIST],
-                "resolutions": ["完成供应商季度评审"],
-            },
+            json=meeting_body(datetime.now(UTC) - timedelta(hours=1), [PM, SPECIALIST]),
         )
         meeting = held.json()
         resolutions = f"{urls['docs']}/v1/meetings/{meeting['id']}/resolutions"
@@ -300,16 +293,8 @@ async def test_parallel_commands_on_one_aggregate_never_lose_an_update(
                 resolutions, headers=headers, json={"text": f"第{i}项决议：按期跟进"}
             )
 
-        await one_wins_per_version(
-            settings, "docs", UUID(meeting["id"]), etag_version(held), resolve
-        )
-        outcome["docs"] = dict(
-            await no_lost_update(
-                settings,
-                "docs",
-                UUID(meeting["id"]),
-                resolve,
-            )
+        outcome["docs"] = await raced(
+            settings, "docs", UUID(meeting["id"]), etag_version(held), resolve, unpinned=resolve
         )
 
         # -- kpi: hires, all events of the one Department aggregate --------------------
@@ -331,18 +316,17 @@ async def test_parallel_commands_on_one_aggregate_never_lose_an_update(
             (DIRECTOR, "director", None),
             (PM, "project_manager", DIRECTOR),
         ):
-            body = {
-                "user_id": user,
-                "name": f"员工 {user}",
-                "role": role,
-                "superior": superior,
-                "joined_on": "2026-10-01",
-            }
-            hired = await client.post(staff, headers=director, json=body)
+            hired = await client.post(
+                staff, headers=director, json=staff_body(user, role, superior)
+            )
             assert hired.status_code == 201, hired.text
         assert hired is not None
-        await one_wins_per_version(settings, "kpi", DEPARTMENT_ID, etag_version(hired), hire)
-        outcome["kpi"] = dict(
-            await no_lost_update(settings, "kpi", DEPARTMENT_ID, lambda i: hire(100 + i))
+        outcome["kpi"] = await raced(
+            settings,
+            "kpi",
+            DEPARTMENT_ID,
+            etag_version(hired),
+            hire,
+            unpinned=lambda i: hire(100 + i),
         )
         print(f"concurrency: {outcome} in {time.monotonic() - started:.1f}s")

@@ -19,25 +19,20 @@ cannot turn into a path; hostile form fields are refused.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import urllib.parse
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from services.approval.service import SPEC as APPROVAL
 from services.docs.service import SPEC as DOCS
-from services.kpi.service import SPEC as KPI
-from services.partner.service import SPEC as PARTNER
 from shared.clock import ManualClock
 from shared.runtime import JSON_BODY_LIMIT
 from shared.settings import Settings
-from tests.support.apps import RunningService, running
+from tests.support.apps import RunningService, four_services, running, table_counts
 from tests.support.auth import auth
 from tests.support.data import registration
 from tests.support.docs_api import PROJECT_NAME, DocsApi
@@ -141,35 +136,6 @@ def encoded(body: Any) -> bytes:
     return json.dumps(body).encode()
 
 
-@contextlib.asynccontextmanager
-async def four(settings: Settings, clock: ManualClock) -> AsyncIterator[dict[str, RunningService]]:
-    kw: dict[str, Any] = {"relay": False, "consumers": False, "projectors": False, "clock": clock}
-    async with (
-        running(PARTNER, settings, **kw) as partner,
-        running(APPROVAL, settings, **kw) as approval,
-        running(DOCS, settings, **kw) as docs,
-        running(KPI, settings, **kw) as kpi,
-    ):
-        yield {"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}
-
-
-async def table_counts(svc: RunningService) -> dict[str, int]:
-    """Rows of every table of the service's schema (bar the denials on record)."""
-    rt = svc.runtime
-    async with rt.pool.acquire() as conn:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
-            " AND table_type = 'BASE TABLE' AND table_name <> 'access_denials'",
-            rt.schema,
-        )
-        return {
-            t["table_name"]: await conn.fetchval(
-                f'SELECT count(*) FROM {rt.quoted_schema}."{t["table_name"]}"'
-            )
-            for t in tables
-        }
-
-
 class Checker:
     """Sends a request and holds the service to a clean refusal: 4xx,
     problem+json, nothing stored."""
@@ -198,7 +164,7 @@ async def test_hostile_text_in_every_field_is_refused_cleanly_and_stores_nothing
     so, or stored as plain data and answered back verbatim, with every table
     still there (DESIGN.md sections 5 and 6)."""
     clock = ManualClock(NOW)
-    async with four(settings, clock) as svcs:
+    async with four_services(settings, clock=clock) as svcs:
         fresh = iter(range(100, 200))
         for endpoint in endpoints():
             svc = svcs[endpoint.service]
@@ -248,7 +214,7 @@ async def test_malformed_nested_oversized_and_mistyped_bodies_are_refused(
     (DESIGN.md section 6)."""
     clock = ManualClock(NOW)
     deep = "[" * 10_000 + "]" * 10_000
-    async with four(settings, clock) as svcs:
+    async with four_services(settings, clock=clock) as svcs:
         for endpoint in endpoints():
             svc = svcs[endpoint.service]
             check = Checker(svc)

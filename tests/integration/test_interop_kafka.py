@@ -35,21 +35,15 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
-from uuid import UUID
 
 import jsonschema  # type: ignore[import-untyped]
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from services.approval.service import SPEC as APPROVAL
-from services.docs.service import SPEC as DOCS
-from services.kpi.service import SPEC as KPI
-from services.partner.application import PartnerApplication
-from services.partner.service import SPEC as PARTNER
 from shared.audit_chain import chain_topic, read_head
 from shared.clock import ManualClock
 from shared.domain import LedgerAggregate
@@ -63,18 +57,23 @@ from shared.envelope import (
     H_TRACEPARENT,
 )
 from shared.settings import Settings
-from tests.support.apps import RunningService, running
-from tests.support.auth import auth
-from tests.support.docs_api import PROJECT_NAME, DocsApi
+from tests.support.apps import RunningService, four_services
 from tests.support.event_schemas import EVENTS, assert_fits
 from tests.support.infra import Infra, create_topics, drop_schemas
-from tests.support.partner_flow import PM, SPECIALIST, Flow
+from tests.support.partner_flow import PM, SPECIALIST
+from tests.support.scenario import (
+    FourServices,
+    emergency_body,
+    meeting_body,
+    procurement_saga,
+    staff_body,
+)
 from tests.support.waiting import consumer_caught_up, relay_drained, wait_until
 
 pytestmark = pytest.mark.integration
 
 NAMES = ("partner", "approval", "docs", "kpi")
-DIRECTOR, DH, FIN, CEO, STAFF = "director.zhang", "dh.li", "fin.zhao", "ceo.chen", "sp.qian"
+DIRECTOR, STAFF = "director.zhang", "sp.qian"
 TRACEPARENT = re.compile(r"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 SHANGHAI = timedelta(hours=8)
 
@@ -210,33 +209,7 @@ def check_event_record(service: str, record: Record) -> dict[str, Any]:
 
 
 @dataclass
-class Four:
-    running: dict[str, RunningService]
-    settings: Settings
-
-    def headers(self, user: str, role: str) -> dict[str, str]:
-        return auth(self.settings, user, role)
-
-    async def ok(
-        self, service: str, method: str, url: str, headers: dict[str, str], body: Any = None
-    ) -> Any:
-        kw: dict[str, Any] = {} if body is None else {"json": body}
-        response = await self.running[service].client.request(method, url, headers=headers, **kw)
-        assert response.status_code in (200, 201), f"{service} {method} {url}: {response.text}"
-        return response.json()
-
-    async def consumed(self, producer: str, consumer: str, name: str) -> None:
-        group = f"{self.settings.consumer_group_of(consumer)}.{name}"
-
-        async def check() -> bool:
-            return consumer_caught_up(
-                await self.running[producer].status(),
-                await self.running[consumer].status(),
-                group,
-            )
-
-        await wait_until(check, what=f"{group} applied {producer}.events")
-
+class Four(FourServices):
     async def quiet(self) -> None:
         """Every consumer of every service applied everything every relay
         published, and every relay published everything stored (twice in a
@@ -264,65 +237,22 @@ class Four:
 
 @contextlib.asynccontextmanager
 async def four(settings: Settings, clock: ManualClock) -> AsyncIterator[Four]:
-    kw: dict[str, Any] = {"relay": True, "consumers": True, "projectors": False, "clock": clock}
-    async with (
-        running(PARTNER, settings, **kw) as partner,
-        running(APPROVAL, settings, **kw) as approval,
-        running(DOCS, settings, **kw) as docs,
-        running(KPI, settings, **kw) as kpi,
-    ):
-        yield Four({"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}, settings)
+    async with four_services(
+        settings, relay=True, consumers=True, projectors=False, clock=clock
+    ) as running:
+        yield Four(running, settings)
 
 
 async def scenario(svcs: Four, clock: ManualClock) -> None:
-    partner_app = svcs.running["partner"].runtime.application
-    assert isinstance(partner_app, PartnerApplication)
-    flow = Flow(svcs.running["partner"].client, svcs.settings, partner_app)
-    pm = svcs.headers(PM, "project_manager")
     director = svcs.headers(DIRECTOR, "director")
+    pm = svcs.headers(PM, "project_manager")
 
-    partner_id = await flow.qualified_partner(1)
-    project_id = await flow.planned_project(partner_id, date(2026, 12, 31))
-    project = await svcs.ok(
-        "partner",
-        "POST",
-        f"/v1/projects/{project_id}/procurement-approval-requests",
-        pm,
-        {"justification": "年度运维外包"},
-    )
-    await svcs.consumed("partner", "approval", "requests")
-    rid = project["approval_request_id"]
-    for user, role, step in (
-        (DH, "dept_head", "department_head"),
-        (FIN, "finance", "finance"),
-        (CEO, "ceo", "ceo"),
-    ):
-        clock.advance(timedelta(hours=1))
-        await svcs.ok(
-            "approval",
-            "POST",
-            f"/v1/approvals/{rid}/decisions",
-            svcs.headers(user, role),
-            {"decision": "approve", "step": step},
-        )
-    await svcs.consumed("approval", "partner", "approvals")
-    clock.advance(timedelta(hours=1))
-    await svcs.ok(
-        "partner",
-        "POST",
-        f"/v1/projects/{project_id}/contract",
-        pm,
-        flow.contract_body(date(2026, 11, 23)),
-    )
-    await svcs.consumed("partner", "docs", "projects")
-    clock.advance(timedelta(hours=1))
-    docs = DocsApi(svcs.running["docs"], svcs.settings, clock)
-    await docs.filed(
-        svcs.headers(SPECIALIST, "specialist"),
-        name=f"{PROJECT_NAME}-2026年11月-周报",
-        doc_type="weekly_report",
-        period="2026-W48",
-        project_id=UUID(project_id),
+    saga = await procurement_saga(
+        svcs,
+        clock,
+        lambda: clock.advance(timedelta(hours=1)),
+        tick_before_request=False,
+        tick_each_signature=True,
     )
     now = clock.now()
     meeting = await svcs.ok(
@@ -330,13 +260,7 @@ async def scenario(svcs: Four, clock: ManualClock) -> None:
         "POST",
         "/v1/meetings",
         director,
-        {
-            "kind": "weekly_department",
-            "title": "部门周例会",
-            "held_at": (now - timedelta(hours=1)).isoformat(),
-            "attendees": [PM, SPECIALIST],
-            "resolutions": ["完成供应商季度评审"],
-        },
+        meeting_body(now - timedelta(hours=1), [PM, SPECIALIST]),
     )
     await svcs.ok(
         "docs",
@@ -350,34 +274,15 @@ async def scenario(svcs: Four, clock: ManualClock) -> None:
         "POST",
         "/v1/emergencies",
         pm,
-        {
-            "project_id": project_id,
-            "what_happened": "生产数据库服务器宕机",
-            "action_taken": "临时调配两名工程师抢修",
-            "resources_changed": ["工程师 x2"],
-            "acted_at": (now - timedelta(hours=1)).isoformat(),
-        },
+        emergency_body(now - timedelta(hours=1), saga.project_id),
     )
-    await svcs.ok(
-        "approval",
-        "POST",
-        f"/v1/emergencies/{emergency['id']}/explanation",
-        pm,
-        {"explanation": "硬盘故障"},
-    )
+    await svcs.explain(emergency["id"], pm)
     for user, role, superior in (
         (DIRECTOR, "director", None),
         (PM, "project_manager", DIRECTOR),
         (STAFF, "specialist", PM),
     ):
-        body = {
-            "user_id": user,
-            "name": f"员工 {user}",
-            "role": role,
-            "superior": superior,
-            "joined_on": "2026-10-01",
-        }
-        await svcs.ok("kpi", "POST", "/v1/kpi/staff", director, body)
+        await svcs.ok("kpi", "POST", "/v1/kpi/staff", director, staff_body(user, role, superior))
     await svcs.ok(
         "kpi",
         "POST",

@@ -63,22 +63,12 @@ from tests.support.replay import (
     snapshot,
     stored_envelopes,
 )
-from tests.support.waiting import consumer_caught_up, relay_drained, wait_until
+from tests.support.waiting import all_flows_quiet, wait_until
 
 pytestmark = pytest.mark.integration
 
 SHANGHAI = timedelta(hours=8)
 DIRECTOR = "director.zhang"
-#: (producer, consumer, consumer spec): every flow of events between the services.
-FLOWS = (
-    ("partner", "kpi", "projections"),
-    ("approval", "kpi", "projections"),
-    ("docs", "kpi", "projections"),
-    ("kpi", "kpi", "projections"),
-    ("partner", "approval", "requests"),
-    ("approval", "partner", "approvals"),
-    ("partner", "docs", "projects"),
-)
 
 
 def local(day: date, hour: int = 10, minute: int = 0) -> datetime:
@@ -127,16 +117,13 @@ class Stack:
     async def quiet(self) -> bool:
         """Every relay drained, every consumer at every producer's head."""
         status = {name: await svc.status() for name, svc in self.services.items()}
-        if not all(relay_drained(s) for s in status.values()):
-            return False
-        return all(
-            consumer_caught_up(
-                status[producer],
-                status[consumer],
-                f"{self.settings.consumer_group_of(consumer)}.{spec}",
-            )
-            for producer, consumer, spec in FLOWS
-        )
+        return all_flows_quiet(status, self.settings)
+
+    def flow(self) -> Flow:
+        """The partner service's flow (a qualified partner, a planned project)."""
+        partner_app = self.services["partner"].runtime.application
+        assert isinstance(partner_app, PartnerApplication)
+        return Flow(self.services["partner"].client, self.settings, partner_app)
 
     def heads(self) -> dict[str, int]:
         return {n: s.runtime.application.log_head() for n, s in self.services.items()}
@@ -293,6 +280,16 @@ async def project_life(s: Stack, flow: Flow, project_id: str) -> None:
     })  # fmt: skip
 
 
+async def project_under_way(s: Stack) -> str:
+    """The department staffed, then a project procured and through its life;
+    returns the project's id."""
+    flow = s.flow()
+    await department(s)
+    project_id = await procurement(s, flow)
+    await project_life(s, flow, project_id)
+    return project_id
+
+
 async def department_meeting(s: Stack) -> None:
     pm = s.headers(PM, "project_manager")
     specialist = s.headers(SPECIALIST, "specialist")
@@ -381,12 +378,7 @@ async def test_rebuilding_from_the_event_stores_equals_the_live_projections_R6_1
     rebuilt_schema = f"{settings.schema_prefix}kpi_rebuilt"
     try:
         async with stack(settings, clock) as s:
-            partner_app = s.services["partner"].runtime.application
-            assert isinstance(partner_app, PartnerApplication)
-            flow = Flow(s.services["partner"].client, settings, partner_app)
-            await department(s)
-            project_id = await procurement(s, flow)
-            await project_life(s, flow, project_id)
+            project_id = await project_under_way(s)
             await department_meeting(s)
             await emergency(s, project_id)
             s.at(date(2026, 5, 11), 9)  # every March and April deadline has passed

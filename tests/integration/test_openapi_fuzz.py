@@ -28,7 +28,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -58,7 +58,8 @@ from shared.settings import Settings
 from tests.support.auth import auth
 from tests.support.data import registration
 from tests.support.infra import Infra, create_topics, drop_schemas
-from tests.support.partner_flow import PM, SPECIALIST, scores
+from tests.support.partner_flow import PM, SPECIALIST, project_body, scores
+from tests.support.scenario import emergency_body, meeting_body, procurement_body, staff_body
 
 pytestmark = [
     pytest.mark.integration,
@@ -119,76 +120,26 @@ def seed_aggregates(service: str, app: FastAPI, settings: Settings) -> dict[str,
             {"scores": scores(), "qualifications": [], "summary": "合格"},
         )
         ok("POST", f"/v1/partners/{partner}/qualification", director, {"reason": "尽职调查通过"})
-        body = {
-            "partner_id": partner,
-            "title": "核心系统运维项目",
-            "scope": "核心业务系统7x24运维",
-            "budget": "1000000.00",
-            "currency": "CNY",
-            "project_manager": PM,
-            "specialists": [SPECIALIST],
-            "milestones": [
-                {
-                    "milestone_id": "M1",
-                    "name": "上线",
-                    "deliverable": "系统上线",
-                    "due_on": "2027-03-31",
-                }
-            ],
-        }
+        body = project_body(partner, date(2027, 3, 31), acceptance=False)
         project = ok("POST", "/v1/projects", pm, body)["id"]
         return {"partner_id": partner, "project_id": project, "milestone_id": "M1"}
     if service == "approval":
-        request = ok(
-            "POST",
-            "/v1/approvals",
-            pm,
-            {
-                "kind": "procurement",
-                "title": "核心系统运维外包",
-                "amount": "250000.00",
-                "currency": "CNY",
-                "justification": "7x24 运维，现有人手不足",
-            },
-        )["id"]
-        action = ok(
-            "POST",
-            "/v1/emergencies",
-            pm,
-            {
-                "what_happened": "生产数据库服务器宕机",
-                "action_taken": "临时调配两名工程师抢修",
-                "resources_changed": ["工程师 x2"],
-                "acted_at": (now - timedelta(hours=1)).isoformat(),
-            },
-        )["id"]
+        request = ok("POST", "/v1/approvals", pm, procurement_body())["id"]
+        action = ok("POST", "/v1/emergencies", pm, emergency_body(now - timedelta(hours=1)))["id"]
         return {"request_id": request, "action_id": action}
     if service == "docs":
         meeting = ok(
             "POST",
             "/v1/meetings",
             director,
-            {
-                "kind": "weekly_department",
-                "title": "部门周例会",
-                "held_at": (now - timedelta(hours=1)).isoformat(),
-                "attendees": [PM, SPECIALIST],
-                "resolutions": ["完成供应商季度评审"],
-            },
+            meeting_body(now - timedelta(hours=1), [PM, SPECIALIST]),
         )["id"]
         return {"meeting_id": meeting, "resolution_id": "R1"}
     for user, role, superior in (
         ("director.zhang", "director", None),
         (PM, "project_manager", "director.zhang"),
     ):
-        staff = {
-            "user_id": user,
-            "name": f"员工 {user}",
-            "role": role,
-            "superior": superior,
-            "joined_on": "2026-10-01",
-        }
-        ok("POST", "/v1/kpi/staff", director, staff)
+        ok("POST", "/v1/kpi/staff", director, staff_body(user, role, superior))
     return {"user_id": PM}
 
 

@@ -24,22 +24,18 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from services.partner.application import PartnerApplication
 from shared.clock import ManualClock
 from shared.db import connect, quote_ident
 from shared.settings import SERVICE_NAMES, Settings
 from tests.integration.test_kpi_rebuild import (
-    department,
     department_meeting,
     emergency,
     local,
-    procurement,
-    project_life,
+    project_under_way,
     settle_everything,
     stack,
 )
 from tests.support.infra import Infra
-from tests.support.partner_flow import Flow
 from tests.support.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
@@ -134,12 +130,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
     kpi, partner = (quote_ident(settings.schema_of(n)) for n in ("kpi", "partner"))
     try:
         async with stack(settings, clock) as s:
-            partner_app = s.services["partner"].runtime.application
-            assert isinstance(partner_app, PartnerApplication)
-            flow = Flow(s.services["partner"].client, settings, partner_app)
-            await department(s)
-            project_id = await procurement(s, flow)
-            await project_life(s, flow, project_id)
+            project_id = await project_under_way(s)
             middle = clock.now()
             await department_meeting(s)
             await emergency(s, project_id)
@@ -193,9 +184,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
         async with stack(settings, clock) as s:
             kpi_pool = s.services["kpi"].runtime.pool
             partner_pool = s.services["partner"].runtime.pool
-            partner_app = s.services["partner"].runtime.application
-            assert isinstance(partner_app, PartnerApplication)
-            flow = Flow(s.services["partner"].client, settings, partner_app)
+            flow = s.flow()
             # -- promoted: the rebuilt tables are live, the edited ones retired
             done = replay(infra, settings, "kpi", "partner.views", "--promote")
             assert done.returncode == 0, done.stdout + done.stderr

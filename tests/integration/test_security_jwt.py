@@ -15,22 +15,18 @@ on record in `access_denials` (DESIGN.md section 5: every denial is recorded).
 
 from __future__ import annotations
 
-import contextlib
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
 import pytest
 
-from services.approval.service import SPEC as APPROVAL
-from services.docs.service import SPEC as DOCS
-from services.kpi.service import SPEC as KPI
 from services.partner.service import SPEC as PARTNER
 from shared.auth import signing_secret
 from shared.settings import Settings
-from tests.support.apps import RunningService, running
+from tests.support.apps import RunningService, four_services, running, table_counts
 from tests.support.auth import token_for
 from tests.support.data import registration
 
@@ -167,35 +163,6 @@ def bad_headers(settings: Settings) -> dict[str, dict[str, str]]:
     }
 
 
-@contextlib.asynccontextmanager
-async def four(settings: Settings) -> AsyncIterator[dict[str, RunningService]]:
-    kw: dict[str, Any] = {"relay": False, "consumers": False, "projectors": False}
-    async with (
-        running(PARTNER, settings, **kw) as partner,
-        running(APPROVAL, settings, **kw) as approval,
-        running(DOCS, settings, **kw) as docs,
-        running(KPI, settings, **kw) as kpi,
-    ):
-        yield {"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}
-
-
-async def stored_rows(svc: RunningService) -> dict[str, int]:
-    """Rows of every table of the service's schema, bar the denials on record."""
-    rt = svc.runtime
-    async with rt.pool.acquire() as conn:
-        tables = await conn.fetch(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
-            " AND table_type = 'BASE TABLE' AND table_name <> 'access_denials'",
-            rt.schema,
-        )
-        return {
-            t["table_name"]: await conn.fetchval(
-                f'SELECT count(*) FROM {rt.quoted_schema}."{t["table_name"]}"'
-            )
-            for t in tables
-        }
-
-
 async def denials(svc: RunningService) -> list[tuple[str | None, int]]:
     rows = await svc.runtime.pool.fetch("SELECT user_id, status FROM access_denials ORDER BY id")
     return [(r["user_id"], r["status"]) for r in rows]
@@ -219,7 +186,7 @@ async def refused_everywhere(
     """Every case on every route of every service: refused, on record, nothing stored."""
     for name, svc in svcs.items():
         head = svc.runtime.application.log_head()
-        before = await stored_rows(svc)
+        before = await table_counts(svc)
         recorded = len(await denials(svc))
         sent = 0
         for method, url, body in routes(_now())[name]:
@@ -229,7 +196,7 @@ async def refused_everywhere(
                 check(response, f"{name} {method} {url}: {case}")
                 sent += 1
         assert svc.runtime.application.log_head() == head, f"{name}: an event was stored"
-        assert await stored_rows(svc) == before, f"{name}: a table changed"
+        assert await table_counts(svc) == before, f"{name}: a table changed"
         new = (await denials(svc))[recorded:]
         assert new == [(None, 401)] * sent, f"{name}: every refusal is on record"
 
@@ -238,7 +205,7 @@ async def test_good_tokens_pass_so_the_routes_are_the_real_thing(settings: Setti
     """The control: with a good Director token each route used below answers
     2xx (the reads and the commands), so the refusals that follow are the
     token's doing alone (DESIGN.md section 5)."""
-    async with four(settings) as svcs:
+    async with four_services(settings) as svcs:
         token = token_for(settings, "director.zhang", "director")
         for name, svc in svcs.items():
             for method, url, body in routes(_now())[name]:
@@ -254,7 +221,7 @@ async def test_bad_tokens_are_401_problem_json_and_store_nothing(settings: Setti
     each 401 problem+json with a Bearer challenge, on every service, on a read
     and on a valid command; nothing is stored and each refusal is on record
     (DESIGN.md section 5)."""
-    async with four(settings) as svcs:
+    async with four_services(settings) as svcs:
         cases = {
             case: {"Authorization": f"Bearer {token}"}
             for case, token in bad_tokens(settings).items()
@@ -266,7 +233,7 @@ async def test_missing_bearer_is_401_problem_json_and_stores_nothing(settings: S
     """No Authorization header, an empty one, a Bearer scheme without a token,
     Basic credentials, a token without its scheme: 401 problem+json on every
     service, nothing stored, each on record (DESIGN.md section 5)."""
-    async with four(settings) as svcs:
+    async with four_services(settings) as svcs:
         await refused_everywhere(svcs, settings, bad_headers(settings), assert_unauthenticated)
 
 

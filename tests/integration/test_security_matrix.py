@@ -26,9 +26,8 @@ documents and their content) and its lists leave B's data out.
 
 from __future__ import annotations
 
-import contextlib
 import re
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -47,7 +46,7 @@ from shared.auth import ROLES
 from shared.clock import ManualClock
 from shared.runtime import Workers, create_app
 from shared.settings import Settings
-from tests.support.apps import RunningService, running, settle
+from tests.support.apps import RunningService, four_services, settle
 from tests.support.auth import auth
 from tests.support.docs_api import DocsApi
 from tests.support.partner_flow import Flow
@@ -262,20 +261,6 @@ def fill(path: str, own_partner: str, user: str) -> str:
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1), str(uuid4())), path)
 
 
-@contextlib.asynccontextmanager
-async def four(
-    settings: Settings, clock: ManualClock | None = None
-) -> AsyncIterator[dict[str, RunningService]]:
-    kw: dict[str, Any] = {"relay": False, "consumers": False, "projectors": False, "clock": clock}
-    async with (
-        running(PARTNER, settings, **kw) as partner,
-        running(APPROVAL, settings, **kw) as approval,
-        running(DOCS, settings, **kw) as docs,
-        running(KPI, settings, **kw) as kpi,
-    ):
-        yield {"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}
-
-
 def test_the_declaration_is_complete_and_only_names_known_roles() -> None:
     """Every route of every service is declared, nothing declared is missing
     from the apps, and the declaration only names roles of shared.auth.ROLES
@@ -306,7 +291,7 @@ async def test_every_role_on_every_route_is_answered_as_declared(settings: Setti
     does not admit is 403 problem+json, no token is 401 problem+json, an
     admitted role is neither (nor a 5xx); nothing is stored (DESIGN.md
     section 5, R2.2)."""
-    async with four(settings) as svcs:
+    async with four_services(settings) as svcs:
         own_partner = str(uuid4())
         headers = {
             role: auth(
@@ -363,7 +348,7 @@ async def test_a_partner_reads_nothing_of_another_partner(settings: Settings) ->
     are refused; nothing is stored by the refusals (DESIGN.md section 5,
     R2.2, R4.1, R4.5)."""
     clock = ManualClock(local(2026, 11, 23, 9))
-    async with four(settings, clock) as svcs:
+    async with four_services(settings, clock=clock) as svcs:
         partner_svc, docs_svc = svcs["partner"], svcs["docs"]
         partner_app = partner_svc.runtime.application
         assert isinstance(partner_app, PartnerApplication)

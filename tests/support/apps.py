@@ -11,6 +11,10 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from services.approval.service import SPEC as APPROVAL
+from services.docs.service import SPEC as DOCS
+from services.kpi.service import SPEC as KPI
+from services.partner.service import SPEC as PARTNER
 from shared.clock import Clock
 from shared.runtime import Runtime, ServiceSpec, Workers, create_app, status_of
 from shared.settings import Settings
@@ -46,6 +50,48 @@ async def running(
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
             yield RunningService(app, client)
+
+
+@contextlib.asynccontextmanager
+async def four_services(
+    settings: Settings,
+    *,
+    relay: bool = False,
+    consumers: bool = False,
+    projectors: bool = False,
+    clock: Clock | None = None,
+) -> AsyncIterator[dict[str, RunningService]]:
+    """The four services in process, by name (workers off unless asked)."""
+    kw: dict[str, Any] = {
+        "relay": relay,
+        "consumers": consumers,
+        "projectors": projectors,
+        "clock": clock,
+    }
+    async with (
+        running(PARTNER, settings, **kw) as partner,
+        running(APPROVAL, settings, **kw) as approval,
+        running(DOCS, settings, **kw) as docs,
+        running(KPI, settings, **kw) as kpi,
+    ):
+        yield {"partner": partner, "approval": approval, "docs": docs, "kpi": kpi}
+
+
+async def table_counts(svc: RunningService) -> dict[str, int]:
+    """Rows of every table of the service's schema (bar the denials on record)."""
+    rt = svc.runtime
+    async with rt.pool.acquire() as conn:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = $1"
+            " AND table_type = 'BASE TABLE' AND table_name <> 'access_denials'",
+            rt.schema,
+        )
+        return {
+            t["table_name"]: await conn.fetchval(
+                f'SELECT count(*) FROM {rt.quoted_schema}."{t["table_name"]}"'
+            )
+            for t in tables
+        }
 
 
 async def settle(svc: RunningService) -> None:

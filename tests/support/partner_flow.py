@@ -34,6 +34,35 @@ def scores(value: int = 4) -> dict[str, int]:
     }
 
 
+def project_body(partner_id: str, first_due: date, *, acceptance: bool = True) -> dict[str, Any]:
+    """A project of the partner's, with its go-live milestone M1 due on
+    `first_due` and (with `acceptance`) its acceptance M2 sixty days later."""
+    milestones = [
+        {
+            "milestone_id": "M1",
+            "name": "上线",
+            "deliverable": "系统上线",
+            "due_on": str(first_due),
+        },
+        {
+            "milestone_id": "M2",
+            "name": "验收",
+            "deliverable": "运维报告",
+            "due_on": str(first_due + timedelta(days=60)),
+        },
+    ]
+    return {
+        "partner_id": partner_id,
+        "title": "核心系统运维项目",
+        "scope": "核心业务系统7x24运维",
+        "budget": "1000000.00",
+        "currency": "CNY",
+        "project_manager": PM,
+        "specialists": [SPECIALIST],
+        "milestones": milestones if acceptance else milestones[:1],
+    }
+
+
 class Flow:
     def __init__(self, client: httpx.AsyncClient, settings: Settings, app: PartnerApplication):
         self.client = client
@@ -81,29 +110,7 @@ class Flow:
         return partner_id
 
     def project_body(self, partner_id: str, first_due: date) -> dict[str, Any]:
-        return {
-            "partner_id": partner_id,
-            "title": "核心系统运维项目",
-            "scope": "核心业务系统7x24运维",
-            "budget": "1000000.00",
-            "currency": "CNY",
-            "project_manager": PM,
-            "specialists": [SPECIALIST],
-            "milestones": [
-                {
-                    "milestone_id": "M1",
-                    "name": "上线",
-                    "deliverable": "系统上线",
-                    "due_on": str(first_due),
-                },
-                {
-                    "milestone_id": "M2",
-                    "name": "验收",
-                    "deliverable": "运维报告",
-                    "due_on": str(first_due + timedelta(days=60)),
-                },
-            ],
-        }
+        return project_body(partner_id, first_due)
 
     async def planned_project(self, partner_id: str, first_due: date) -> str:
         project = await self.ok(

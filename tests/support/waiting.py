@@ -8,8 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from shared.settings import Settings
+
+#: (producer, consumer, consumer spec): every flow of events between the services.
+FLOWS = (
+    ("partner", "kpi", "projections"),
+    ("approval", "kpi", "projections"),
+    ("docs", "kpi", "projections"),
+    ("kpi", "kpi", "projections"),
+    ("partner", "approval", "requests"),
+    ("approval", "partner", "approvals"),
+    ("partner", "docs", "projects"),
+)
 
 
 async def wait_until(
@@ -27,6 +40,21 @@ async def wait_until(
 def relay_drained(producer: dict[str, Any]) -> bool:
     relay = producer["relay"]
     return bool(relay["position"] == relay["head"])
+
+
+def all_flows_quiet(status: Mapping[str, dict[str, Any]], settings: Settings) -> bool:
+    """Every relay drained, every consumer at every producer's head (FLOWS),
+    from the services' statuses by name."""
+    if not all(relay_drained(s) for s in status.values()):
+        return False
+    return all(
+        consumer_caught_up(
+            status[producer],
+            status[consumer],
+            f"{settings.consumer_group_of(consumer)}.{spec}",
+        )
+        for producer, consumer, spec in FLOWS
+    )
 
 
 def consumer_caught_up(producer: dict[str, Any], consumer: dict[str, Any], group: str) -> bool:
