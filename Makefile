@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test bench lint typecheck security contracts manifests schemas unit integration e2e browser clean
+.PHONY: run test bench profile lint typecheck security contracts manifests schemas unit integration e2e browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,14 +47,22 @@ contracts: $(STAMP)
 manifests: $(STAMP)
 	$(BIN)/pytest -q tests/unit/test_k8s_manifests.py
 
-# The benchmarks (not part of make test): the slice over HTTP and Kafka, then a
-# replay of REPLAY_EVENTS stored events (bench/replay.py); figures printed and
-# written to bench/results/.
+# The benchmarks (not part of make test): the command profile, the demo's year
+# through the four processes (bench/workload.py), the slice over HTTP and
+# Kafka, then a replay of REPLAY_EVENTS stored events (bench/replay.py);
+# figures printed and written to bench/results/.
 REPLAY_EVENTS ?= 1000000
-bench: $(STAMP)
+bench: $(STAMP) profile
 	$(BIN)/python -m bench.workload
 	$(BIN)/python -m bench.slice
 	$(BIN)/python -m bench.replay --events $(REPLAY_EVENTS)
+
+# Where a command's CPU goes: py-spy samples the partner process under load
+# (bench/profile.py; needs ptrace, as root here), with tracing as configured
+# and with no instrumentation at all.
+profile: $(STAMP)
+	$(BIN)/python -m bench.profile --out bench/results/profile.txt
+	$(BIN)/python -m bench.profile --no-tracing --out bench/results/profile-no-tracing.txt
 
 schemas: $(STAMP)
 	$(BIN)/partnerledger schemas

@@ -28,9 +28,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench.common import machine, stop_infra
+from bench.http_client import Pool
 from partnerledger.embedded import free_port
 from shared.db import connect
 from tests.support.auth import auth
@@ -120,7 +119,7 @@ async def raw_upsert_rate(infra: Infra, count: int) -> float:
 
 
 async def drive(
-    client: httpx.AsyncClient,
+    client: Pool,
     headers: dict[str, str],
     numbers: range,
     *,
@@ -139,9 +138,11 @@ async def drive(
     async def one(n: int) -> None:
         nonlocal failures
         t0 = time.perf_counter()
-        response = await client.post("/v1/partners", json=registration(n), headers=headers)
+        answer = await client.request(
+            "POST", "/v1/partners", json_body=registration(n), headers=headers
+        )
         latencies.append(time.perf_counter() - t0)
-        if response.status_code != 201:
+        if answer.status != 201:
             failures += 1
 
     if rate is None:
@@ -204,10 +205,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "kpi": rss_mb(kpi.process.pid),
             }
             headers = auth(settings)
-            limits = httpx.Limits(max_connections=64)
-            async with httpx.AsyncClient(
-                base_url=partner.url, headers=headers, timeout=30, limits=limits
-            ) as client:
+            client = Pool(partner.url, headers)
+            try:
                 await drive(client, {}, range(0, 200), concurrency=8)  # warm-up
                 lat, elapsed, failed = await drive(
                     client, {}, range(1000, 1000 + args.commands), concurrency=32
@@ -257,6 +256,8 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "events": len(lags),
                     **summary(lags),
                 }
+            finally:
+                await client.close()
             result["peak_rss_mb"] = {
                 "partner": peak_rss_mb(partner.process.pid),
                 "kpi": peak_rss_mb(kpi.process.pid),
