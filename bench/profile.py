@@ -3,12 +3,13 @@
 
 Starts the partner process on embedded PostgreSQL and Tansu (or DATABASE_URL /
 KAFKA_BOOTSTRAP_SERVERS), drives POST /v1/partners at 32 connections, and
-samples the process with py-spy meanwhile (its threads included, idle frames
-left out). Prints the CPU per command, the functions with the most own time,
+samples the process with py-spy meanwhile (every thread, only while it holds
+the GIL: Python's own CPU). Prints the CPU per command, the functions with the most own time,
 and the share of each library in the samples, so a fix can be aimed and its
 effect measured in the same way. py-spy needs ptrace (root here).
 
 Usage: .venv/bin/python -m bench.profile [--commands 3000] [--no-tracing]
+       [--role all|api] [--env KEY=VALUE] [--rate 100 (0: measure only)]
        [--out bench/results/profile.txt]
 """
 
@@ -87,7 +88,8 @@ def report(raw: Path, commands: int, cpu_s: float, top: int) -> str:
         if not stack:
             continue
         count = int(count_text)
-        frames = stack.split(";")
+        # --threads puts the thread's name first: not a frame of any library.
+        frames = [f for f in stack.split(";") if not f.startswith("thread (")] or ["?"]
         total += count
         own[frames[-1]] += count
         for name in {bucket_of(f) for f in frames}:
@@ -134,12 +136,12 @@ async def main(args: argparse.Namespace) -> str:
             try:
                 await drive(client, {}, range(0, 300), concurrency=8)  # warm-up
                 raw = tmp / "profile.raw"
-                rate = str(args.rate)
-                command = [spy, "record", "--pid", str(pid), "--rate", rate, "--format", "raw"]
                 recorder = None
                 if args.rate > 0:
+                    command = [spy, "record", "--pid", str(pid), "--rate", str(args.rate)]
+                    options = ["--format", "raw", "--nonblocking", "--gil", "--threads"]
                     recorder = subprocess.Popen(  # noqa: ASYNC220 - stopped by a signal below
-                        [*command, "--output", str(raw), "--nonblocking", "--gil", "--threads"],
+                        [*command, *options, "--output", str(raw)],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
                     )
