@@ -165,6 +165,13 @@ class Settings(BaseSettings):
         default=None,
         validation_alias=AliasChoices("OTEL_EXPORTER_OTLP_ENDPOINT", "PL_OTEL_ENDPOINT"),
     )
+    trace_sample_ratio: float = Field(
+        default=1.0,
+        ge=0.0,
+        le=1.0,
+        description="Share of traces started here that are recorded and exported "
+        "(with an OTLP endpoint; a caller's sampling decision is followed).",
+    )
     idempotency_ttl_hours: int = Field(default=24, ge=1)
     policy_file: Path | None = Field(
         default=None, description="Policy parameters (TOML); unset: config/policy.toml."

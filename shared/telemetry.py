@@ -26,6 +26,7 @@ from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ParentBased, Sampler, TraceIdRatioBased
 from prometheus_client import Counter, Gauge, Histogram
 
 from shared.settings import Settings
@@ -100,21 +101,35 @@ def configure_logging(service: str, settings: Settings) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+def sampler_for(settings: Settings) -> Sampler:
+    """Which spans are recorded. Without an exporter nobody would read a span,
+    so none is recorded; the trace context is still created and propagated
+    (the traceparent stored with each event stays valid). With an exporter, a
+    trace started here is kept with `trace_sample_ratio`, and a caller's
+    sampling decision is followed."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return ALWAYS_OFF
+    return ParentBased(TraceIdRatioBased(settings.trace_sample_ratio))
+
+
 def configure_tracing(service: str, settings: Settings) -> None:
     """Installs the tracer provider and the library instrumentations (once)."""
     if _state["tracing"] or not settings.tracing:
         return
     _state["tracing"] = True
     provider = TracerProvider(
-        resource=Resource.create({"service.name": f"partnerledger-{service}"})
+        resource=Resource.create({"service.name": f"partnerledger-{service}"}),
+        sampler=sampler_for(settings),
     )
+    trace.set_tracer_provider(provider)
+    AIOKafkaInstrumentor().instrument()
     if settings.otel_exporter_otlp_endpoint:
         endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-    trace.set_tracer_provider(provider)
-    AIOKafkaInstrumentor().instrument()
-    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
-    PsycopgInstrumentor().instrument()
+        # A span per SQL statement is only worth its cost when it is exported
+        # (make profile: the database instrumentation took ~1 ms per command).
+        AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
+        PsycopgInstrumentor().instrument()
 
 
 def kafka_injects_traceparent() -> bool:

@@ -33,6 +33,7 @@ from shared.auth import (
 from shared.domain import CommandContext, LedgerAggregate, RuleViolation
 from shared.envelope import EventEnvelope
 from shared.http import (
+    application,
     command,
     command_context,
     encode_cursor,
@@ -77,7 +78,7 @@ def approval_app(request: Request) -> ApprovalApplication:
     return cast(ApprovalApplication, runtime_of(request).application)
 
 
-App = Annotated[ApprovalApplication, Depends(approval_app)]
+App = Annotated[ApprovalApplication, Depends(application)]
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -48,6 +48,7 @@ from shared.envelope import EventEnvelope
 from shared.http import (
     IDEMPOTENCY_HEADER,
     Authenticated,
+    application,
     command,
     command_context,
     encode_cursor,
@@ -133,7 +134,7 @@ def docs_app(request: Request) -> DocsApplication:
     return cast(DocsApplication, runtime_of(request).application)
 
 
-App = Annotated[DocsApplication, Depends(docs_app)]
+App = Annotated[DocsApplication, Depends(application)]
 
 
 def _name_problem(exc: NameProblem, field: str | None = None) -> Problem:

@@ -52,6 +52,7 @@ from shared.auth import (
 from shared.domain import CommandContext, RuleViolation
 from shared.http import (
     REPLAYED_HEADER,
+    application,
     command,
     decode_cursor,
     encode_cursor,
@@ -226,7 +227,7 @@ def kpi_app(request: Request) -> KpiApplication:
     return cast(KpiApplication, runtime_of(request).application)
 
 
-App = Annotated[KpiApplication, Depends(kpi_app)]
+App = Annotated[KpiApplication, Depends(application)]
 
 
 # -- helpers ---------------------------------------------------------------------------------

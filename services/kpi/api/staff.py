@@ -26,6 +26,7 @@ from services.kpi.domain.staff import (
 from shared.auth import AUDITOR, CEO, DEPARTMENT, DEPT_HEAD, DIRECTOR, FINANCE, Principal
 from shared.domain import CommandContext
 from shared.http import (
+    application,
     command,
     idempotency_key,
     require_roles,
@@ -173,7 +174,7 @@ def kpi_app(request: Request) -> KpiApplication:
     return cast(KpiApplication, runtime_of(request).application)
 
 
-App = Annotated[KpiApplication, Depends(kpi_app)]
+App = Annotated[KpiApplication, Depends(application)]
 
 
 async def _department(app: KpiApplication) -> Department:

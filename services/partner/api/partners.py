@@ -37,6 +37,7 @@ from shared.auth import (
 from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
+    application,
     command_context,
     encode_cursor,
     idempotency_key,
@@ -63,7 +64,7 @@ def partner_app(request: Request) -> PartnerApplication:
     return cast(PartnerApplication, runtime_of(request).application)
 
 
-App = Annotated[PartnerApplication, Depends(partner_app)]
+App = Annotated[PartnerApplication, Depends(application)]
 
 
 @router.post(

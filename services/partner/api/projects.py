@@ -30,6 +30,7 @@ from shared.auth import AUDITOR, DEPARTMENT, DIRECTOR, PARTNER, PROJECT_MANAGER,
 from shared.domain import CommandContext
 from shared.envelope import EventEnvelope
 from shared.http import (
+    application,
     command_context,
     encode_cursor,
     record_denial,
@@ -43,7 +44,7 @@ from shared.problems import PROBLEM_RESPONSES, Problem
 
 router = APIRouter(prefix="/v1/projects", tags=["projects"], responses=PROBLEM_RESPONSES)
 
-App = Annotated[PartnerApplication, Depends(partner_app)]
+App = Annotated[PartnerApplication, Depends(application)]
 Anyone = Annotated[Principal, Depends(require_roles(*ROLES, action="use projects"))]
 CanCreate = Annotated[
     Principal, Depends(require_roles(DIRECTOR, PROJECT_MANAGER, action="create projects"))
