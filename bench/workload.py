@@ -14,6 +14,8 @@ blocks of bench/slice.py, so every figure reads as a ratio:
 - command -> projection-visible lag p50/p99 for the kpi consumers
   (processed_events.processed_at minus the event's recorded_at);
 - events stored per service (counted in the stores), idle and peak RSS per process;
+- CPU seconds per service process during the load (and per command), the
+  machine's busy share, and the load generator's own CPU (it shares the 2 cores);
 - raw: eventsourcing save rate (one thread, no HTTP), batched asyncpg upserts.
 
 Usage: .venv/bin/python -m bench.workload [--partners 50 --projects 200 --concurrency 16]
@@ -26,6 +28,7 @@ import argparse
 import asyncio
 import json
 import re
+import resource
 import sys
 import tempfile
 import time
@@ -39,6 +42,7 @@ import httpx
 from rich.console import Console
 
 from bench.common import machine, stop_infra
+from bench.profile import cpu_seconds, machine_busy_s
 from bench.slice import peak_rss_mb, raw_save_rate, raw_upsert_rate, rss_mb, summary
 from partnerledger.demo import DemoOptions, run_demo
 from partnerledger.embedded import free_port
@@ -298,11 +302,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
 
             calls = Calls({settings.port_of(n): n for n in SERVICE_NAMES})
             console = Console(stderr=True, width=120)
+            cpu_before = {name: sum(cpu_seconds(pid)) for name, pid in pids.items()}
+            busy_before = machine_busy_s()
+            own_before = resource.getrusage(resource.RUSAGE_SELF)
             started = time.perf_counter()
             demo_exit = await asyncio.to_thread(
                 run_demo, settings, options, console, event_hooks=calls.hooks()
             )
             wall = time.perf_counter() - started
+            own_after = resource.getrusage(resource.RUSAGE_SELF)
+            busy_after = machine_busy_s()
+            cpu_load = {
+                name: round(sum(cpu_seconds(pid)) - cpu_before[name], 1)
+                for name, pid in pids.items()
+            }
             statuses: dict[str, dict[str, Any]] = {}
 
             async def settled() -> bool:
@@ -321,6 +334,20 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 "demo_exit_code": demo_exit,
             }
             result["commands_per_s"] = per_service
+            own = (own_after.ru_utime + own_after.ru_stime) - (
+                own_before.ru_utime + own_before.ru_stime
+            )
+            busy = busy_after[0] - busy_before[0]
+            result["cpu_during_load"] = {
+                "service_s": cpu_load,
+                "service_ms_per_command": {
+                    name: round(1000 * cpu_load[name] / per_service[name]["commands"], 2)
+                    for name in SERVICE_NAMES
+                    if per_service[name]["commands"]
+                },
+                "load_generator_s": round(own, 1),
+                "machine_busy_share": round(busy / (busy_after[1] - busy_before[1]), 3),
+            }
             result["latency_by_endpoint"] = latency
             result["events_stored"] = await events_stored(settings)
             result["events_stored"]["per_s_of_wall"] = round(
@@ -384,6 +411,16 @@ def report(result: dict[str, Any]) -> str:
                 f"{service + ' ' + endpoint:<84}{s['calls']:>7}"
                 f"{s['p50_ms']:>9}{s['p95_ms']:>9}{s['p99_ms']:>9}"
             )
+    cpu = result["cpu_during_load"]
+    lines += [
+        "",
+        "CPU during the load (s): "
+        + ", ".join(f"{n} {cpu['service_s'][n]}" for n in SERVICE_NAMES)
+        + f"; load generator {cpu['load_generator_s']}; machine busy"
+        f" {cpu['machine_busy_share']:.0%}",
+        "CPU per command (ms, commands including their consumers' and relay's work): "
+        + ", ".join(f"{n} {v}" for n, v in cpu["service_ms_per_command"].items()),
+    ]
     lines += ["", "command -> projection visible (kpi, ms):"]
     for group, lag in result["command_to_projection"].items():
         lines.append(
