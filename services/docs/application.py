@@ -569,13 +569,15 @@ class DocsApplication(LedgerApplication):
         self.save_in(ctx, meeting)
         return meeting
 
-    def add_resolution(self, ctx: CommandContext, meeting_id: uuid.UUID, *, text: str) -> str:
+    def add_resolution(self, ctx: CommandContext, meeting_id: uuid.UUID, *, text: str) -> Meeting:
+        """The meeting as this command left it (a later read could already
+        hold a racing command's resolution, and answer with its version)."""
         meeting = self.get_meeting(meeting_id)
         resolution_id = f"R{len(meeting.resolutions) + 1}"
         with command_context(ctx):
             meeting.record_resolution(resolution_id=resolution_id, text=text)
         self.save_in(ctx, meeting)
-        return resolution_id
+        return meeting
 
     def assign_resolution(
         self,

@@ -292,11 +292,14 @@ async def add_resolution(
 ) -> JSONResponse:
     await _ensure_runs(request, principal, await _meeting(app, meeting_id))
 
-    def execute(c: CommandContext) -> Meeting:
-        app.add_resolution(c, meeting_id, text=body.text)
-        return app.get_meeting(meeting_id)
-
-    return await _command(request, principal, idempotency, "add_resolution", execute, status=201)
+    return await _command(
+        request,
+        principal,
+        idempotency,
+        "add_resolution",
+        lambda c: app.add_resolution(c, meeting_id, text=body.text),
+        status=201,
+    )
 
 
 @router.post(
