@@ -199,7 +199,7 @@ class LedgerRecorder(PostgresApplicationRecorder):
 
 def eventsourcing_env(settings: Settings, service: str) -> dict[str, str]:
     pg = settings.postgres
-    return {
+    env = {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "APPLICATION_RECORDER_TOPIC": f"{LedgerRecorder.__module__}:{LedgerRecorder.__qualname__}",
         "POSTGRES_DBNAME": pg.dbname,
@@ -217,6 +217,18 @@ def eventsourcing_env(settings: Settings, service: str) -> dict[str, str]:
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "10",
         "CREATE_TABLE": "y",
     }
+    if settings.aggregate_cache_size:
+        # Long-lived aggregates (a project's report schedule gathers a year of
+        # periods) were replayed from their first event on every command: in
+        # the workload profile that was 28% of the docs process. A cached
+        # aggregate is fast-forwarded with the events stored after its version
+        # (one query, so another replica's writes are seen) and handed out as
+        # a deep copy, so a command that fails half-way leaves the cache as it
+        # was.
+        env["AGGREGATE_CACHE_MAXSIZE"] = str(settings.aggregate_cache_size)
+        env["AGGREGATE_CACHE_FASTFORWARD"] = "y"
+        env["DEEPCOPY_FROM_AGGREGATE_CACHE"] = "y"
+    return env
 
 
 class LedgerApplication(Application[UUID]):

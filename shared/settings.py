@@ -109,7 +109,15 @@ class Settings(BaseSettings):
         default="",
         description="Prefix for every schema, topic and consumer group (test isolation).",
     )
-    topic_partitions: int = Field(default=3, ge=1, le=256)
+    topic_partitions: int = Field(
+        # Tansu's own default for auto-created topics: after a restart that
+        # lost the topics, a producer's retry can recreate one before the
+        # relay does, and it then has the partitions ours would have.
+        default=4,
+        ge=1,
+        le=256,
+        description="Partitions of the topics this service creates.",
+    )
     kafka_fetch_max_wait_ms: int = Field(
         default=50, ge=1, le=5000, description="Tansu answers waiting fetches late: keep low."
     )
@@ -131,6 +139,13 @@ class Settings(BaseSettings):
     consumer_max_records: int = Field(default=500, ge=1)
     db_pool_size: int = Field(
         default=8, ge=2, le=100, description="Event-store connections per process (psycopg)."
+    )
+    aggregate_cache_size: int = Field(
+        default=1000,
+        ge=0,
+        le=1_000_000,
+        description="Aggregates kept in memory per process (0: none). A cached aggregate"
+        " is brought up to date from the store on every read, so replicas stay correct.",
     )
     db_async_pool_size: int = Field(
         default=5, ge=1, le=100, description="Projection/ops connections per process (asyncpg)."
