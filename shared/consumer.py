@@ -205,10 +205,11 @@ class Consumer:
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
             request_timeout_ms=self.settings.kafka_request_timeout_ms,
             max_poll_interval_ms=300_000,
-            # A broker that lost its topics may recreate one with more
+            # A broker that lost its topics may recreate one with other
             # partitions (auto-created by a producer's retry before the relay
-            # ensured it): the consumer learns of them within this time.
-            metadata_max_age_ms=30_000,
+            # ensured it, on a broker whose default differs from
+            # PL_TOPIC_PARTITIONS): the consumer learns of them within this time.
+            metadata_max_age_ms=10_000,
         )
         self._consumer = consumer
         consumer.subscribe(self.topics, listener=_Listener(self))

@@ -520,13 +520,12 @@ async def test_postgres_restarted_under_load(stack: Stack) -> None:
 @pytest.mark.xfail(
     strict=False,
     reason="Tansu loses its topics on a restart and a producer's retry may recreate one"
-    " with its default partition count before the relay ensures it; consumers learn"
-    " of the new partitions only at their next metadata refresh (30 s), so the stack"
-    " is not always quiet within this test's bounds on a loaded machine. (Stale"
-    " old-epoch records that a relay's in-flight batch left at the start of the new"
-    " log are now passed over: shared/consumer.py PartitionState.floor.) Also seen"
-    " once, run alone: a relay (partner, docs) kept epoch 1 after the restart."
-    " Last in the module: a parked aggregate would fail every later check.",
+    " before the relay ensures it. Topics now have Tansu's default partition count (4,"
+    " PL_TOPIC_PARTITIONS) and consumers refresh metadata every 10 s, and this test"
+    " passed in the last full runs; kept non-strict until it has passed on more"
+    " machines: once, run alone, a relay (partner, docs) kept epoch 1 after the"
+    " restart, unexplained. Last in the module: a parked aggregate would fail every"
+    " later check.",
 )
 async def test_broker_restarted_empty_under_load(stack: Stack) -> None:
     """The broker stopped and started empty on the same port (Tansu keeps
