@@ -33,8 +33,10 @@ shows "—", never 0.
 
 Pages opened: English by `?lang=en`, Chinese by the browser's Accept-Language
 (`--lang=zh-CN`), a drill-down deep link (`#...&explain=KEY:month:2026-03`),
-a refused token (401) and a partner's token (403). Screenshots:
-docs/img/kpi-board-en.png, kpi-board-zh.png and kpi-board-drill-en.png.
+a refused token (401) and a partner's token (403). Screenshots go to the
+test's temporary directory; with PL_UPDATE_SCREENSHOTS=1 they replace
+docs/img/kpi-board-en.png, kpi-board-zh.png and kpi-board-drill-en.png (a test
+run leaves the working tree as it found it).
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS = ROOT / "docs" / "events"
 IMG = ROOT / "docs" / "img"
+UPDATE_SCREENSHOTS = os.environ.get("PL_UPDATE_SCREENSHOTS") == "1"
 CHROMIUM = shutil.which("chromium")
 needs_chromium = pytest.mark.skipif(
     CHROMIUM is None,
@@ -710,7 +713,9 @@ def _state(dom: _Dom) -> str | None:
     return next(a for t, a in dom.elements if t == "body").get("data-state")
 
 
-def check_board(page: Page, lang: str, names: dict[str, str], scorecards: list[Any]) -> None:
+def check_board(
+    page: Page, lang: str, names: dict[str, str], scorecards: list[Any], shots: Path
+) -> None:
     """The board as the story makes it, in `lang`."""
     dom = parse(page.dom)
     assert _state(dom) == "ready", (lang, squash(dom.text.get("message", "")))
@@ -756,7 +761,7 @@ def check_board(page: Page, lang: str, names: dict[str, str], scorecards: list[A
     for item in scorecards:
         assert names[item["partner_id"]] in table
         assert (item["standing_zh"] if lang == "zh" else item["standing"]) in table
-    assert (IMG / f"kpi-board-{lang}.png").stat().st_size > 20_000
+    assert (shots / f"kpi-board-{lang}.png").stat().st_size > 20_000
 
 
 def check_drill(page: Page) -> None:
@@ -822,6 +827,8 @@ async def test_board_in_headless_chromium(
     token = token_for(settings, "audit.qian", "auditor")
     vendor = token_for(settings, "vendor.lin", "partner", str(story.partners["A"]))
     drill = "explain=on_time_delivery:month:2026-03"
+    shots = IMG if UPDATE_SCREENSHOTS else tmp_path / "img"
+    shots.mkdir(exist_ok=True)
     async with serving(kpi.app) as base:
         pages = await asyncio.gather(
             chromium(tmp_path, f"{base}/?lang=en#token={token}", "--dump-dom"),
@@ -830,25 +837,25 @@ async def test_board_in_headless_chromium(
             chromium(tmp_path, f"{base}/?lang=en#token=not-a-token", "--dump-dom"),
             chromium(tmp_path, f"{base}/?lang=en#token={vendor}", "--dump-dom"),
             chromium(
-                tmp_path, f"{base}/?lang=en#token={token}", f"--screenshot={IMG}/kpi-board-en.png"
+                tmp_path, f"{base}/?lang=en#token={token}", f"--screenshot={shots}/kpi-board-en.png"
             ),
             chromium(
                 tmp_path,
                 f"{base}/#token={token}",
-                f"--screenshot={IMG}/kpi-board-zh.png",
+                f"--screenshot={shots}/kpi-board-zh.png",
                 lang="zh-CN",
             ),
             chromium(
                 tmp_path,
                 f"{base}/?lang=en#token={token}&{drill}",
-                f"--screenshot={IMG}/kpi-board-drill-en.png",
+                f"--screenshot={shots}/kpi-board-drill-en.png",
             ),
         )
     en, zh, drilled, invalid, partner = pages[:5]
 
     # Accept-Language decided the Chinese page (zh-CN browser, no ?lang=).
-    check_board(en, "en", names, scorecards)
-    check_board(zh, "zh", names, scorecards)
+    check_board(en, "en", names, scorecards, shots)
+    check_board(zh, "zh", names, scorecards, shots)
     assert squash(parse(en.dom).text["period-label"]) == "This month Mar 2026 · Quarter Q1 2026"
     assert squash(parse(zh.dom).text["period-label"]) == "本月 2026年3月 · 本季度 2026年第1季度"
     check_drill(drilled)
