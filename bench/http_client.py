@@ -7,15 +7,24 @@ measured the client. This one writes a request and reads the answer on a
 plain asyncio stream, one connection per concurrent worker: no pool, no
 redirects, no decoding beyond the status line, the headers and a
 Content-Length or chunked body.
+
+A connection idle for longer than `IDLE_REOPEN_S` is reopened before it is
+used: uvicorn closes keep-alive connections after 5 s, and a request written
+into a connection the server is closing is lost without an answer (the
+benchmark's phases leave connections idle while they wait for projections).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
+
+#: Below uvicorn's keep-alive timeout (`--timeout-keep-alive`, 5 s by default).
+IDLE_REOPEN_S = 3.0
 
 
 class HttpError(Exception):
@@ -42,6 +51,7 @@ class Connection:
         self.headers = {"Host": f"{self.host}:{self.port}", **(headers or {})}
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._last_used = 0.0
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -62,6 +72,8 @@ class Connection:
         if json_body is not None:
             fields["Content-Type"] = "application/json"
         head = f"{method} {path} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in fields.items())
+        if self._writer is not None and time.monotonic() - self._last_used > IDLE_REOPEN_S:
+            await self.close()
         if self._writer is None:
             self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
         assert self._reader is not None
@@ -71,6 +83,8 @@ class Connection:
         except (asyncio.IncompleteReadError, ConnectionError, ValueError) as exc:
             await self.close()
             raise HttpError(f"{method} {path}: {exc!r}") from exc
+        finally:
+            self._last_used = time.monotonic()
 
     async def _read(self, reader: asyncio.StreamReader) -> Answer:
         lines = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
@@ -129,3 +143,28 @@ class Pool:
             await conn.close()
         self._idle.clear()
         self._all.clear()
+
+
+class Spread:
+    """Requests spread round-robin over several pools (one per API process
+    of the same service, as behind a Kubernetes Service)."""
+
+    def __init__(self, pools: list[Pool]) -> None:
+        self.pools = pools
+        self._next = 0
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Answer:
+        pool = self.pools[self._next % len(self.pools)]
+        self._next += 1
+        return await pool.request(method, path, json_body=json_body, headers=headers)
+
+    async def close(self) -> None:
+        for pool in self.pools:
+            await pool.close()
