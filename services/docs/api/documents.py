@@ -9,7 +9,7 @@ import logging
 import re
 import urllib.parse
 from collections.abc import Callable
-from typing import Annotated, cast
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, File, Form, Path, Query, Request, UploadFile
@@ -128,10 +128,6 @@ Reviewer = Annotated[
 MEDIA_TYPE = re.compile(
     r"^[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}/[A-Za-z0-9][A-Za-z0-9!#$&^_.+-]{0,63}$"
 )
-
-
-def docs_app(request: Request) -> DocsApplication:
-    return cast(DocsApplication, runtime_of(request).application)
 
 
 App = Annotated[DocsApplication, Depends(application)]

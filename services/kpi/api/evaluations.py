@@ -223,10 +223,6 @@ class EvaluationPage(BaseModel):
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null at end")
 
 
-def kpi_app(request: Request) -> KpiApplication:
-    return cast(KpiApplication, runtime_of(request).application)
-
-
 App = Annotated[KpiApplication, Depends(application)]
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
-from typing import Annotated, cast
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
@@ -30,7 +30,6 @@ from shared.http import (
     command,
     idempotency_key,
     require_roles,
-    runtime_of,
 )
 from shared.idempotency import IdempotencyKey
 from shared.problems import PROBLEM_RESPONSES, Problem
@@ -168,10 +167,6 @@ def _person(d: Department, user_id: str) -> PersonView:
         left_on=p["left_on"],
         trainings_by_year={y: len(ids) for y, ids in sorted(p["trainings"].items())},
     )
-
-
-def kpi_app(request: Request) -> KpiApplication:
-    return cast(KpiApplication, runtime_of(request).application)
 
 
 App = Annotated[KpiApplication, Depends(application)]
