@@ -520,14 +520,15 @@ async def test_postgres_restarted_under_load(stack: Stack) -> None:
 @pytest.mark.xfail(
     strict=False,
     reason="Tansu loses its topics on a restart and a producer's retry may recreate one"
-    " before the relay ensures it. Topics now have Tansu's default partition count (4,"
-    " PL_TOPIC_PARTITIONS) and consumers refresh metadata every 10 s, and this test"
-    " passed in the last three full runs and 6 of 8 runs alone (2026-11-29). Still"
-    " seen alone: the kpi consumer (four topics, 16 partitions) stayed on its"
-    " pre-restart high watermarks, fetching nothing for 60 s although joined and"
-    " assigned; and once a relay kept epoch 1 after the restart. Both unexplained;"
-    " a consumer watchdog (reconnect when fetches stop answering) is the candidate"
-    " fix. Last in the module: a parked aggregate would fail every later check.",
+    " with its default partition count (4, ours 3) before the relay ensures it;"
+    " consumers learn of the extra partition at their metadata refresh (10 s). With"
+    " 4 partitions this test passed in 3 of 3 full runs and 6 of 8 runs alone"
+    " (2026-11-29), but the replay test then timed out on a stalling broker in 2 of"
+    " 3 full runs, so the count went back to 3. Seen in failing runs: the kpi"
+    " consumer stayed on its pre-restart high watermarks, fetching nothing for 60 s"
+    " although joined and assigned; once a relay kept epoch 1 after the restart. A"
+    " consumer watchdog (reconnect when fetches stop answering) is the candidate fix."
+    " Last in the module: a parked aggregate would fail every later check.",
 )
 async def test_broker_restarted_empty_under_load(stack: Stack) -> None:
     """The broker stopped and started empty on the same port (Tansu keeps
