@@ -10,7 +10,14 @@ Tansu facts that shape this module (TOOLCHAIN.md and our own probes):
   OFFSET_OUT_OF_RANGE, so a log that got shorter is detected by comparing our
   position with the high watermark;
 - topics live in memory only, and unknown topics are auto-created on metadata
-  requests with the broker's default partition count (4 on Tansu 0.6).
+  requests that allow it, with the broker's default partition count (4 on
+  Tansu 0.6). aiokafka allows it on every metadata request and has no option
+  to say otherwise, so this module makes its requests say no (below): after
+  a broker restart, a consumer's or a producer's metadata refresh would
+  otherwise recreate a topic with the broker's count before the relay creates
+  it with ours, and consumers already assigned the old partitions do not
+  always learn of the extra one (seen in the broker-restart fault test).
+  Topics are created by `ensure_topics` only (ADR 0014).
 """
 
 from __future__ import annotations
@@ -21,16 +28,41 @@ import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import aiokafka.admin.client
+import aiokafka.client
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.helpers import create_ssl_context
+from aiokafka.protocol.metadata import MetadataRequest
 
 from shared.settings import Settings
 
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+
+
+class MetadataRequestWithoutAutoCreate(MetadataRequest):  # type: ignore[misc]
+    """A metadata request that never asks the broker to create the topics it
+    names, unless the caller says so explicitly."""
+
+    def __init__(
+        self, topics: list[str] | None = None, allow_auto_topic_creation: bool | None = None
+    ) -> None:
+        super().__init__(topics, bool(allow_auto_topic_creation))
+
+
+def never_auto_create_topics() -> None:
+    """Makes every aiokafka client of this process send the request above: its
+    client and admin modules build their metadata requests from the name they
+    imported (aiokafka is pinned; tests/integration/test_topic_creation.py
+    proves the effect on the real broker)."""
+    aiokafka.client.MetadataRequest = MetadataRequestWithoutAutoCreate
+    aiokafka.admin.client.MetadataRequest = MetadataRequestWithoutAutoCreate
+
+
+never_auto_create_topics()
 
 
 def header(headers: Sequence[tuple[str, bytes]] | None, name: str) -> str | None:

@@ -314,12 +314,21 @@ class Relay:
         return RelayState(position=row["position"], epoch=row["epoch"], marks=marks)
 
     async def _log_was_replaced(self) -> bool:
-        """Reads back the last record published to each partition."""
-        if not self.state.marks:
-            return False
+        """Reads back the last record published to each partition. A topic
+        that is gone (the broker restarted empty) is created again here, with
+        our partition count, even by a relay with nothing to publish: clients
+        never auto-create topics (ADR 0014) and consumers wait for it."""
         probe = kafka.make_probe_consumer(self.settings, f"{self.service}-relay-probe")
         await probe.start()
         try:
+            if self.topic not in await probe.topics():
+                if not self.state.marks:  # nothing of this epoch was lost with it
+                    await kafka.ensure_topics(self.settings, [self.topic])
+                    return False
+                log.warning("relay %s: topic %s is gone", self.service, self.topic)
+                return True
+            if not self.state.marks:
+                return False
             tps = [TopicPartition(self.topic, p) for p in self.state.marks]
             probe.assign(tps)
             for tp in tps:

@@ -517,24 +517,14 @@ async def test_postgres_restarted_under_load(stack: Stack) -> None:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=False,
-    reason="Tansu loses its topics on a restart and a producer's retry may recreate one"
-    " with its default partition count (4, ours 3) before the relay ensures it;"
-    " consumers learn of the extra partition at their metadata refresh (10 s). With"
-    " 4 partitions this test passed in 3 of 3 full runs and 6 of 8 runs alone"
-    " (2026-11-29), but the replay test then timed out on a stalling broker in 2 of"
-    " 3 full runs, so the count went back to 3. Seen in failing runs: the kpi"
-    " consumer stayed on its pre-restart high watermarks, fetching nothing for 60 s"
-    " although joined and assigned; once a relay kept epoch 1 after the restart. A"
-    " consumer watchdog (reconnect when fetches stop answering) is the candidate fix."
-    " Last in the module: a parked aggregate would fail every later check.",
-)
 async def test_broker_restarted_empty_under_load(stack: Stack) -> None:
     """The broker stopped and started empty on the same port (Tansu keeps
     topics in memory, so a restart is a new, empty log: DESIGN.md section 4):
-    every relay notices, raises its epoch and republishes its store; consumers
-    re-read without counting twice."""
+    every relay notices, creates its topic again with our partition count (no
+    client lets the broker auto-create it with its own, ADR 0014), raises its
+    epoch and republishes its store; consumers re-read without counting twice.
+    Last in the module: a failure here leaves the stack in a state that would
+    fail every later check."""
     before = await stack.settled()
     epochs = {name: int(s["relay"]["epoch"]) for name, s in before.items()}
 
