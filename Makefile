@@ -49,13 +49,15 @@ manifests: $(STAMP)
 
 # The benchmarks (not part of make test): the command profile, the demo's year
 # through the four processes (bench/workload.py), the slice over HTTP and
-# Kafka, then a replay of REPLAY_EVENTS stored events (bench/replay.py);
+# Kafka, a replay of REPLAY_EVENTS stored events (bench/replay.py), then the
+# kpi readings and scoring run over a synthetic year (bench/kpi_readings.py);
 # figures printed and written to bench/results/.
 REPLAY_EVENTS ?= 1000000
 bench: $(STAMP) profile
 	$(BIN)/python -m bench.workload
 	$(BIN)/python -m bench.slice
 	$(BIN)/python -m bench.replay --events $(REPLAY_EVENTS)
+	$(BIN)/python -m bench.kpi_readings
 
 # Where a command's CPU goes: py-spy samples the partner process under load
 # (bench/profile.py; needs ptrace, as root here), with tracing as configured

@@ -515,7 +515,12 @@ _VALUE: Final[dict[Aggregate, str]] = {
 #: only its id, the project's registration says whose it is.
 FACTS_CTE = (
     "moment AS (SELECT $1::timestamptz AS as_of, $2::timestamptz AS cut, $3::date AS cut_day),"
-    " f AS (SELECT * FROM facts WHERE $1::timestamptz IS NULL OR recorded_at <= $1::timestamptz)"
+    # Not materialized: a metric reads `f` several times, by kind and subject,
+    # and a materialized CTE has no index, so each of those reads scanned every
+    # fact (a LATERAL per item made it quadratic: 200 s for one reading at 85k
+    # facts). Inlined, each read uses the facts' indexes.
+    " f AS NOT MATERIALIZED (SELECT * FROM facts"
+    " WHERE $1::timestamptz IS NULL OR recorded_at <= $1::timestamptz)"
 )
 
 
