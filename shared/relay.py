@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import OffsetOutOfRangeError
 from eventsourcing.persistence import Notification
 from opentelemetry import propagate, trace
@@ -314,9 +314,9 @@ class Relay:
         return RelayState(position=row["position"], epoch=row["epoch"], marks=marks)
 
     async def _log_was_replaced(self) -> bool:
-        """Reads back the last record published to each partition. A topic
-        that is gone (the broker restarted empty) is created again here, with
-        our partition count, even by a relay with nothing to publish: clients
+        """True when the topic or a record we published is gone. A topic that
+        is gone (the broker restarted empty) is created again, with our
+        partition count, even by a relay with nothing to publish: clients
         never auto-create topics (ADR 0014) and consumers wait for it."""
         probe = kafka.make_probe_consumer(self.settings, f"{self.service}-relay-probe")
         await probe.start()
@@ -327,47 +327,49 @@ class Relay:
                     return False
                 log.warning("relay %s: topic %s is gone", self.service, self.topic)
                 return True
-            if not self.state.marks:
-                return False
-            tps = [TopicPartition(self.topic, p) for p in self.state.marks]
-            probe.assign(tps)
-            for tp in tps:
-                probe.seek(tp, self.state.marks[tp.partition].offset)
-            found: dict[int, UUID | None] = {}
-            deadline = time.monotonic() + 2.0
-            while len(found) < len(tps) and time.monotonic() < deadline:
-                try:
-                    records = await probe.getmany(*tps, timeout_ms=300, max_records=len(tps))
-                except OffsetOutOfRangeError as exc:
-                    # Kafka (unlike Tansu) says so when the record is gone.
-                    log.warning("relay %s: %r: the log was replaced", self.service, exc)
-                    return True
-                for tp, msgs in records.items():
-                    for msg in msgs:
-                        mark = self.state.marks[tp.partition]
-                        if msg.offset == mark.offset and tp.partition not in found:
-                            raw = kafka.header(msg.headers, H_EVENT_ID)
-                            found[tp.partition] = UUID(raw) if raw else None
-                for tp in tps:
-                    high = probe.highwater(tp)
-                    mark = self.state.marks[tp.partition]
-                    if tp.partition not in found and high is not None and high <= mark.offset:
-                        found[tp.partition] = None  # the partition is shorter now
-                    probe.seek(tp, self.state.marks[tp.partition].offset)
-            for partition, event_id in found.items():
-                if event_id != self.state.marks[partition].event_id:
-                    log.warning(
-                        "relay %s: partition %s of %s no longer holds event %s at offset %s",
-                        self.service,
-                        partition,
-                        self.topic,
-                        self.state.marks[partition].event_id,
-                        self.state.marks[partition].offset,
-                    )
-                    return True
-            return False
+            return bool(self.state.marks) and await self._marks_moved(probe)
         finally:
             await probe.stop()
+
+    async def _marks_moved(self, probe: AIOKafkaConsumer) -> bool:
+        """Reads back the last record published to each partition."""
+        tps = [TopicPartition(self.topic, p) for p in self.state.marks]
+        probe.assign(tps)
+        for tp in tps:
+            probe.seek(tp, self.state.marks[tp.partition].offset)
+        found: dict[int, UUID | None] = {}
+        deadline = time.monotonic() + 2.0
+        while len(found) < len(tps) and time.monotonic() < deadline:
+            try:
+                records = await probe.getmany(*tps, timeout_ms=300, max_records=len(tps))
+            except OffsetOutOfRangeError as exc:
+                # Kafka (unlike Tansu) says so when the record is gone.
+                log.warning("relay %s: %r: the log was replaced", self.service, exc)
+                return True
+            for tp, msgs in records.items():
+                for msg in msgs:
+                    mark = self.state.marks[tp.partition]
+                    if msg.offset == mark.offset and tp.partition not in found:
+                        raw = kafka.header(msg.headers, H_EVENT_ID)
+                        found[tp.partition] = UUID(raw) if raw else None
+            for tp in tps:
+                high = probe.highwater(tp)
+                mark = self.state.marks[tp.partition]
+                if tp.partition not in found and high is not None and high <= mark.offset:
+                    found[tp.partition] = None  # the partition is shorter now
+                probe.seek(tp, self.state.marks[tp.partition].offset)
+        for partition, event_id in found.items():
+            if event_id != self.state.marks[partition].event_id:
+                log.warning(
+                    "relay %s: partition %s of %s no longer holds event %s at offset %s",
+                    self.service,
+                    partition,
+                    self.topic,
+                    self.state.marks[partition].event_id,
+                    self.state.marks[partition].offset,
+                )
+                return True
+        return False
 
     async def _start_new_epoch(self, reason: str) -> None:
         assert self._conn is not None
