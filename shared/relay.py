@@ -358,9 +358,6 @@ class Relay:
                 if tp.partition not in found and high is not None and high <= mark.offset:
                     found[tp.partition] = None  # the partition is shorter now
                 probe.seek(tp, self.state.marks[tp.partition].offset)
-        unresolved = [tp for tp in tps if tp.partition not in found]
-        for partition in await self._gone_or_empty(probe, unresolved):
-            found[partition] = None
         for partition, event_id in found.items():
             if event_id != self.state.marks[partition].event_id:
                 log.warning(
@@ -373,22 +370,6 @@ class Relay:
                 )
                 return True
         return False
-
-    async def _gone_or_empty(
-        self, probe: AIOKafkaConsumer, unresolved: Sequence[TopicPartition]
-    ) -> list[int]:
-        """The partitions among those the read-back got no answer for that no
-        longer exist or hold nothing. Tansu answers a fetch beyond a
-        partition's end late or not at all, so a topic recreated empty leaves
-        the read-back without a record and without a high watermark; its end
-        offset (ListOffsets) is 0 only when the partition is empty (Tansu's
-        is the last batch's base + 1, never 0 once it holds a record)."""
-        if not unresolved:
-            return []
-        known = probe.partitions_for_topic(self.topic) or set()
-        present = [tp for tp in unresolved if tp.partition in known]
-        ends = await probe.end_offsets(present) if present else {}
-        return [tp.partition for tp in unresolved if tp not in ends or ends[tp] == 0]
 
     async def _start_new_epoch(self, reason: str) -> None:
         assert self._conn is not None
