@@ -16,10 +16,11 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared.pipelined import PipelinedWrites
 from shared.settings import PostgresParams
 
-#: A connection, pooled or not.
-DbConn = asyncpg.Connection | PoolConnectionProxy
+#: A connection, pooled or not, or one whose writes go out in pipelines.
+DbConn = asyncpg.Connection | PoolConnectionProxy | PipelinedWrites
 
 
 @dataclass(frozen=True)

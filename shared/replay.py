@@ -82,6 +82,7 @@ from shared.db import (
 )
 from shared.domain import LedgerAggregate
 from shared.eventstore import LedgerApplication
+from shared.pipelined import PipelinedWrites
 from shared.policy import Policy, load_policy
 from shared.projector import ProjectionHandler
 from shared.replay_compare import compare_table, render_diff
@@ -90,6 +91,7 @@ from shared.replay_sources import (
     ReplayError,
     dump_events,
     kafka_batches,
+    read_ahead,
     store_batches,
 )
 from shared.resilience import TRANSIENT
@@ -219,14 +221,16 @@ class ConsumerReplayer:
     async def _fast(self, target: str, wanted: Sequence[Item], items: Sequence[Item]) -> int:
         processed = []
         async with self.pool.acquire() as conn, conn.transaction():
+            writes = PipelinedWrites(conn)
             for item in wanted:
                 env = item.envelope
                 assert env is not None
                 handler = self.consumer.handler_for(item.topic, env.event_type)
                 if handler is None:
                     continue
-                await handler(conn, env)
+                await handler(writes, env)
                 processed.append((self.consumer.group, env.event_id, item.topic, item.position))
+            await writes.flush()
             if processed:
                 await conn.copy_records_to_table(
                     "processed_events",
@@ -306,6 +310,7 @@ class ProjectorReplayer:
             # Reading the next batch overlaps with applying this one.
             pending = asyncio.ensure_future(asyncio.to_thread(self._read, batch[-1][0], batch_size))
             async with self.pool.acquire() as conn, conn.transaction():
+                writes = PipelinedWrites(conn)
                 for _, event in batch:
                     if not isinstance(event, LedgerAggregate.Event):
                         continue
@@ -313,8 +318,9 @@ class ProjectorReplayer:
                         continue
                     handler = self.handlers.get(event.EVENT_TYPE)
                     if handler is not None:
-                        await handler(conn, event)
+                        await handler(writes, event)
                         applied += 1
+                await writes.flush()
                 self.position = batch[-1][0]
                 await conn.execute(
                     f"INSERT INTO {self.schema}.replay_positions (target, source, position)"
@@ -565,7 +571,7 @@ class Replay:
                 s: after for s, after in positions.items() if heads.get(s, after + 1) > after
             }
             batches = store_batches(self.settings, positions, self.options.batch_size, total)
-        async for batch in batches:
+        async for batch in read_ahead(batches):
             applied += await replayer.apply(target.name, batch, self.options.as_of)
             read += len(batch)
             step(len(batch))

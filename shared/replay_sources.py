@@ -5,6 +5,7 @@ store, decoded by that service's own process exactly as its relay decodes it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sys
 from collections import deque
@@ -110,6 +111,7 @@ class _StoreStream:
         self.head = 0
         self.buffer: deque[Item] = deque()
         self.done = False
+        self._rest = b""
         self._proc: asyncio.subprocess.Process | None = None
 
     async def start(self) -> None:
@@ -131,17 +133,23 @@ class _StoreStream:
     def expected(self) -> int:
         return max(self.head - self.after, 0)
 
-    async def fill(self, lines: int = 2000) -> None:
+    async def fill(self) -> None:
+        """Reads what the dump has written (up to a megabyte): line by line
+        from the stream costs more than parsing the lines."""
         proc = self._proc
         assert proc is not None and proc.stdout is not None
-        for _ in range(lines):
-            line = await proc.stdout.readline()
-            if not line:
-                self.done = True
-                if await proc.wait() != 0:
-                    raise ReplayError(f"dumping the {self.source} store failed")
-                return
-            position, _, value = line.rstrip(b"\n").partition(b"\t")
+        chunk = await proc.stdout.read(1 << 20)
+        if not chunk:
+            self.done = True
+            if await proc.wait() != 0:
+                raise ReplayError(f"dumping the {self.source} store failed")
+            if self._rest:
+                raise ReplayError(f"the {self.source} dump ended in the middle of a line")
+            return
+        lines = (self._rest + chunk).split(b"\n")
+        self._rest = lines.pop()  # what follows the last newline: the next line's start
+        for line in lines:
+            position, _, value = line.partition(b"\t")
             if not position.isdigit():
                 raise ReplayError(f"the {self.source} dump wrote an unreadable line")
             self.buffer.append(Item(self.topic, 0, int(position), value, _parse(value)))
@@ -187,6 +195,26 @@ async def store_batches(
     finally:
         for stream in streams:
             await stream.close()
+
+
+async def read_ahead(batches: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
+    """Yields each batch while the next one is read and parsed: the reading
+    goes on while the caller waits for PostgreSQL to apply the batch."""
+    pending = asyncio.ensure_future(anext(batches))
+    try:
+        while True:
+            try:
+                batch = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(batches))
+            yield batch
+    finally:
+        if not pending.done():
+            pending.cancel()
+        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+            await pending
+        await batches.aclose()  # type: ignore[attr-defined]
 
 
 def _head_time(stream: _StoreStream) -> float:

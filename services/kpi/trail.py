@@ -101,16 +101,15 @@ async def keep(conn: DbConn, source: str, event: EventEnvelope) -> None:
                 event.aggregate_id,
                 project_id,
             )
-        if project_id is None:
-            project_id = await conn.fetchval(
-                "SELECT project_id FROM audit_trail_projects WHERE aggregate_id = $1",
-                event.aggregate_id,
-            )
+    # An event naming no project takes the one its aggregate's first event
+    # named, looked up by the INSERT itself: no answer to wait for, so a
+    # replay's pipelined writes (shared.pipelined) go out in one round trip.
     await conn.execute(
         "INSERT INTO audit_trail (event_id, service, event_type, schema_version,"
         " aggregate_type, aggregate_id, aggregate_version, occurred_at, recorded_at, actor_id,"
         " actor_role, correlation_id, causation_id, project_id, payload) VALUES ($1, $2, $3,"
-        " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15::jsonb)"
+        " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, COALESCE($14::uuid, (SELECT p.project_id"
+        " FROM audit_trail_projects p WHERE p.aggregate_id = $6)), $15::jsonb)"
         " ON CONFLICT (event_id) DO NOTHING",
         event.event_id,
         source,
