@@ -19,8 +19,9 @@ replay would issue their commands again.
   with `--source kafka` from the topics. A projector reads its own store.
   Nothing is published: relays and other services' consumers never see a
   replay.
-- **Throughput.** A batch runs every handler in one transaction and records
-  the processed event ids with COPY; a batch with an event that fails falls
+- **Throughput.** A batch runs every handler in one transaction, their
+  writes pipelined (shared.pipelined), and records the processed event ids
+  with COPY; a batch with an event that fails falls
   back to the live consumer's own path (a savepoint per event, parking in the
   version's dead letters), so the result is the live consumer's.
 - **Verify** holds the live writers back (the `projection-writes` lock every
