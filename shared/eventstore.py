@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
     InterfaceError,
     JSONTranscoder,
     OperationalError,
+    ProgrammingError,
     Recording,
     StoredEvent,
     Transcoding,
@@ -232,7 +233,11 @@ class LedgerRecorder(PostgresApplicationRecorder):
                 if cur.description and cur.description[0].name == "notification_id":
                     ids = [row["notification_id"] for row in cur.fetchall()]
                 if not cur.nextset():
-                    return ids
+                    break
+        if len(ids) != len(stored[0]):
+            msg = f"got {len(ids)} notification ids for {len(stored[0])} events"
+            raise ProgrammingError(msg)
+        return ids
 
     def _insert_with_contents(
         self,
