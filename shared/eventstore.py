@@ -191,7 +191,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
     ) -> Sequence[int] | None:
         blobs: Sequence[Blob] = kwargs.get("blobs") or ()
         record = kwargs.get("idempotency")
-        idempotency = self._idempotency_params(record) if record else None
+        idempotency = (
+            self._idempotency_params(record) if isinstance(record, IdempotencyRecord) else None
+        )
         links = self._link_params(stored_events, kwargs.get("event_ids") or {})
         stored = (
             [e.originator_id for e in stored_events],
@@ -248,8 +250,9 @@ class LedgerRecorder(PostgresApplicationRecorder):
         links: dict[str, Any],
     ) -> list[int]:
         """A save with file contents (up to the upload limit): binary
-        parameters in a pipeline rather than megabytes of quoted text, at the
-        cost of one wait for the client under the lock (the COMMIT)."""
+        parameters in a pipeline rather than megabytes of quoted text. No
+        round trip under the lock either, but the statements leave as Python
+        issues them, so a thread switch between them holds it longer."""
         with conn.cursor() as inserted:
             with conn.pipeline(), conn.transaction(), conn.cursor() as curs:
                 for blob in blobs:
