@@ -92,7 +92,6 @@ from shared.replay_sources import (
     ReplayError,
     dump_events,
     kafka_batches,
-    read_ahead,
     store_batches,
 )
 from shared.resilience import TRANSIENT
@@ -572,7 +571,7 @@ class Replay:
                 s: after for s, after in positions.items() if heads.get(s, after + 1) > after
             }
             batches = store_batches(self.settings, positions, self.options.batch_size, total)
-        async for batch in read_ahead(batches):
+        async for batch in batches:
             applied += await replayer.apply(target.name, batch, self.options.as_of)
             read += len(batch)
             step(len(batch))

@@ -5,7 +5,6 @@ store, decoded by that service's own process exactly as its relay decodes it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 from collections import deque
@@ -195,26 +194,6 @@ async def store_batches(
     finally:
         for stream in streams:
             await stream.close()
-
-
-async def read_ahead(batches: AsyncIterator[list[Item]]) -> AsyncIterator[list[Item]]:
-    """Yields each batch while the next one is read and parsed: the reading
-    goes on while the caller waits for PostgreSQL to apply the batch."""
-    pending = asyncio.ensure_future(anext(batches))
-    try:
-        while True:
-            try:
-                batch = await pending
-            except StopAsyncIteration:
-                return
-            pending = asyncio.ensure_future(anext(batches))
-            yield batch
-    finally:
-        if not pending.done():
-            pending.cancel()
-        with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-            await pending
-        await batches.aclose()  # type: ignore[attr-defined]
 
 
 def _head_time(stream: _StoreStream) -> float:
