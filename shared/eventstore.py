@@ -194,13 +194,19 @@ class LedgerRecorder(PostgresApplicationRecorder):
         idempotency = (
             self._idempotency_params(record) if isinstance(record, IdempotencyRecord) else None
         )
-        links = self._link_params(stored_events, kwargs.get("event_ids") or {})
         stored = (
             [e.originator_id for e in stored_events],
             [e.originator_version for e in stored_events],
             [e.topic for e in stored_events],
             [e.state for e in stored_events],
         )
+        event_ids: dict[tuple[Any, int], UUID] = kwargs.get("event_ids") or {}
+        links = {  # the events named by the keys the insert stores them under
+            "ids": stored[0],
+            "versions": stored[1],
+            "event_ids": [event_ids.get(key) for key in zip(stored[0], stored[1], strict=True)],
+            "genesis": self._genesis,
+        }
         with self.datastore.get_connection() as conn:
             if blobs:
                 return self._insert_with_contents(conn, blobs, idempotency, stored, links)
@@ -282,18 +288,6 @@ class LedgerRecorder(PostgresApplicationRecorder):
             record.aggregate_id,
             record.aggregate_version,
         )
-
-    def _link_params(
-        self, stored_events: Sequence[StoredEvent], event_ids: dict[tuple[Any, int], UUID]
-    ) -> dict[str, Any]:
-        return {
-            "ids": [e.originator_id for e in stored_events],
-            "versions": [e.originator_version for e in stored_events],
-            "event_ids": [
-                event_ids.get((e.originator_id, e.originator_version)) for e in stored_events
-            ],
-            "genesis": self._genesis,
-        }
 
 
 def eventsourcing_env(settings: Settings, service: str) -> dict[str, str]:
