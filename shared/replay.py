@@ -83,6 +83,7 @@ from shared.db import (
 )
 from shared.domain import LedgerAggregate
 from shared.eventstore import LedgerApplication
+from shared.heap import settle
 from shared.pipelined import PipelinedWrites
 from shared.policy import Policy, load_policy
 from shared.projector import ProjectionHandler
@@ -948,6 +949,7 @@ async def discard(spec: ServiceSpec, settings: Settings, version: int, console: 
 def replay_main(spec: ServiceSpec, settings: Settings, args: argparse.Namespace) -> int:
     """`python -m services.<name> --replay | --discard N | --dump-events`."""
     console = Console(stderr=True, soft_wrap=True)
+    settle()  # what is imported stays: collections walk only the events in flight
     if args.dump_events:
         # stdout carries the events: every log line goes to stderr.
         for handler in logging.getLogger().handlers:

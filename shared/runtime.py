@@ -56,6 +56,7 @@ from shared.deadlines import DeadlineEngine, OverdueHandler
 from shared.domain import RuleViolation
 from shared.envelope import envelope_json_schema
 from shared.eventstore import LedgerApplication
+from shared.heap import release, settle
 from shared.http import record_denial, require_roles
 from shared.notify import NoticeRule, no_notices
 from shared.notify_api import router as notifications_router
@@ -557,7 +558,10 @@ def create_app(
     *,
     clock: Clock | None = None,
     workers: Workers | None = None,
+    settle_heap: bool = False,
 ) -> FastAPI:
+    """`settle_heap`: the process is the service's own (`main`), whose heap
+    is frozen once everything is built (shared.heap); never in a test's."""
     settings = settings or load_settings()
     clock = clock or SystemClock()
     chosen = workers or Workers.from_settings(settings)
@@ -566,10 +570,14 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         rt = await start_runtime(spec, settings, clock, chosen)
         app.state.runtime = rt
+        if settle_heap:
+            settle()
         log.info("%s service ready", spec.name)
         try:
             yield
         finally:
+            if settle_heap:
+                release()
             await stop_runtime(rt)
 
     app = FastAPI(
@@ -609,11 +617,13 @@ def create_app(
 async def run_workers(spec: ServiceSpec, settings: Settings, workers: Workers) -> None:
     """Runs background work without HTTP until SIGTERM/SIGINT."""
     rt = await start_runtime(spec, settings, SystemClock(), workers)
+    settle()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, rt.stop.set)
     log.info("%s workers running: %s", spec.name, workers)
     await rt.stop.wait()
+    release()
     await stop_runtime(rt)
 
 
@@ -704,7 +714,7 @@ def main(spec: ServiceSpec, argv: Sequence[str] | None = None) -> None:
         asyncio.run(run_workers(spec, settings, ROLES[args.role]))
         return
     workers = Workers.from_settings(settings) if args.role == "all" else Workers.none()
-    app = create_app(spec, settings, workers=workers)
+    app = create_app(spec, settings, workers=workers, settle_heap=True)
     uvicorn.run(
         app,
         host=settings.host,

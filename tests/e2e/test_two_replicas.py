@@ -150,6 +150,19 @@ async def published_exactly_once(settings: Settings, service: str, head: int) ->
     return records
 
 
+async def frozen_objects(process: ServiceProcess) -> float:
+    """What the process froze once built (shared.heap, issue 9), from its
+    /metrics, which also carry its collector pauses."""
+    async with httpx.AsyncClient(base_url=process.url, timeout=10) as client:
+        metrics = (await client.get("/metrics")).text
+    assert 'pl_gc_pause_seconds_count{generation="0"}' in metrics
+    return next(
+        float(line.split()[1])
+        for line in metrics.splitlines()
+        if line.startswith("pl_gc_frozen_objects ")
+    )
+
+
 async def test_two_replicas_share_the_work_and_publish_once(infra: Infra, tmp_path: Path) -> None:
     settings = infra.settings()
     await create_topics(settings)
@@ -160,6 +173,8 @@ async def test_two_replicas_share_the_work_and_publish_once(infra: Infra, tmp_pa
         for process in cluster.all:
             process.start()
         await asyncio.gather(*(p.wait_ready() for p in cluster.all))
+        for process in cluster.all:
+            assert await frozen_objects(process) > 50_000, process.name  # shared.heap
 
         # One relay per service holds the lock; its twin stands by.
         for name in SERVICES:
