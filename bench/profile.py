@@ -31,6 +31,7 @@ from bench.common import stop_infra
 from bench.http_client import HttpError, Pool
 from bench.slice import drive
 from partnerledger.embedded import free_port
+from shared.heap import settle
 from tests.support.auth import auth
 from tests.support.infra import create_topics, drop_schemas, start_infra
 from tests.support.processes import ServiceProcess
@@ -135,6 +136,7 @@ async def main(args: argparse.Namespace) -> str:
             client = Pool(partner.url, auth(settings))
             try:
                 await drive(client, {}, range(0, 300), concurrency=8)  # warm-up
+                settle()
                 raw = tmp / "profile.raw"
                 recorder = None
                 if args.rate > 0:

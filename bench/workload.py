@@ -41,12 +41,13 @@ from typing import Any
 import httpx
 from rich.console import Console
 
-from bench.common import machine, stop_infra
+from bench.common import gc_pauses, machine, stop_infra
 from bench.profile import cpu_seconds, machine_busy_s
 from bench.slice import peak_rss_mb, raw_save_rate, raw_upsert_rate, rss_mb, summary
 from partnerledger.demo import DemoOptions, run_demo
 from partnerledger.embedded import free_port
 from shared.db import connect, quote_ident
+from shared.heap import settle
 from shared.settings import SERVICE_NAMES, Settings
 from tests.support.auth import auth
 from tests.support.infra import Infra, create_topics, drop_schemas, start_infra
@@ -296,6 +297,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 assert proc.process is not None
                 pids[name] = proc.process.pid
             result["idle_rss_mb"] = {name: rss_mb(pid) for name, pid in pids.items()}
+            settle()  # the load generator's own collections must not read as latency
             routes: dict[str, list[Route]] = {}
             async with httpx.AsyncClient(timeout=10) as client:
                 for name, proc in procs.items():
@@ -365,6 +367,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 name: status.get("dead_letters_open") for name, status in statuses.items()
             }
             result["peak_rss_mb"] = {name: peak_rss_mb(pid) for name, pid in pids.items()}
+            result["gc_pauses"] = {name: await gc_pauses(p.url) for name, p in procs.items()}
             raw_save = result["raw_eventsourcing_saves_per_s"]
             result["ratios"] = {
                 f"{name}_commands_vs_raw_save": round(per_service[name]["per_s"] / raw_save, 3)
