@@ -118,7 +118,7 @@ class _StoreStream:
             *dump_command(self.source, self.after),
             stdout=asyncio.subprocess.PIPE,
             env=dict(os.environ),
-            limit=64 * 1024 * 1024,
+            limit=4 * 1024 * 1024,
         )
         assert self._proc.stdout is not None
         first = await self._proc.stdout.readline()
@@ -180,6 +180,11 @@ async def store_batches(
             live = [s for s in streams if s.buffer]
             if not live:
                 return
+            if len(live) == 1 and all(s.done for s in streams if s is not live[0]):
+                # The only store left: its order is the order, no merging.
+                only = live[0].buffer
+                yield [only.popleft() for _ in range(min(batch_size, len(only)))]
+                continue
             batch: list[Item] = []
             while len(batch) < batch_size:
                 ready = [s for s in live if s.buffer]
