@@ -45,7 +45,7 @@ from pydantic import BaseModel, ValidationError
 from shared import kafka
 from shared.db import DbConn, projection_writes_key, quote_ident
 from shared.envelope import H_EPOCH, H_EVENT_ID, H_EVENT_TYPE, H_TRACEPARENT, EventEnvelope
-from shared.resilience import TRANSIENT, run_forever
+from shared.resilience import TRANSIENT, coalesce, run_forever
 from shared.settings import Settings
 from shared.telemetry import (
     CONSUMED,
@@ -224,6 +224,8 @@ class Consumer:
                 error, self._assignment_error = self._assignment_error, None
                 raise error
             await self._watch_watermarks()
+            if 0 < sum(len(m) for m in batches.values()) < self.settings.consumer_max_records // 10:
+                await coalesce(stop, self.settings.wake_coalesce_ms)  # a trickle: gather more
 
     async def _close(self) -> None:
         self.assigned.clear()

@@ -23,7 +23,7 @@ import asyncpg
 from shared.db import DbConn, connect, lock_key, projection_writes_key
 from shared.domain import LedgerAggregate
 from shared.eventstore import LedgerApplication
-from shared.resilience import run_forever, sleep_unless
+from shared.resilience import coalesce, run_forever, sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -95,17 +95,22 @@ class LocalProjector:
             if stop.is_set():
                 return
         while not stop.is_set():
-            if await self.step() == 0:
-                self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.app.settings.relay_poll_interval_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                waiter.cancel()
-                stopper.cancel()
+            # Cleared before the read (as the relay does): a short read needs
+            # no second, empty one, and no notification is lost meanwhile.
+            self._wake.clear()
+            if await self.step() >= self.batch_size:
+                continue
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waiter, stopper},
+                timeout=self.app.settings.relay_poll_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            waiter.cancel()
+            stopper.cancel()
+            if waiter.done():
+                await coalesce(stop, self.app.settings.wake_coalesce_ms)
 
     async def step(self) -> int:
         """Applies the next batch of events; returns how many it read."""
@@ -128,6 +133,7 @@ class LocalProjector:
                 # A replay was promoted meanwhile (shared.replay): its tables
                 # hold everything up to its position; go on from there.
                 self.position = stored
+                self._wake.set()  # read on from there now, not at the next event
                 return len(notifications)
             for notification in notifications:
                 event = self.app.mapper.to_domain_event(notification)

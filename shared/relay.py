@@ -47,7 +47,7 @@ from shared.envelope import (
     H_TRACEPARENT,
 )
 from shared.eventstore import LedgerApplication
-from shared.resilience import run_forever, sleep_unless
+from shared.resilience import coalesce, run_forever, sleep_unless
 from shared.telemetry import (
     EVENTS_PUBLISHED,
     RELAY_EPOCH,
@@ -152,18 +152,22 @@ class Relay:
             if stop.is_set():
                 return
         while not stop.is_set():
-            moved = await self.step()
-            if moved == 0:
-                self._wake.clear()
-                waiter = asyncio.ensure_future(self._wake.wait())
-                stopper = asyncio.ensure_future(stop.wait())
-                await asyncio.wait(
-                    {waiter, stopper},
-                    timeout=self.settings.relay_poll_interval_s,
-                    return_when=asyncio.FIRST_COMPLETED,
-                )
-                waiter.cancel()
-                stopper.cancel()
+            # Cleared before the read: an event stored while it runs wakes us
+            # again, so a short read needs no second, empty one to confirm.
+            self._wake.clear()
+            if await self.step() >= self.settings.relay_batch_size:
+                continue  # a full batch: more is waiting
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait(
+                {waiter, stopper},
+                timeout=self.settings.relay_poll_interval_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            waiter.cancel()
+            stopper.cancel()
+            if waiter.done():
+                await coalesce(stop, self.settings.wake_coalesce_ms)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()
@@ -193,8 +197,12 @@ class Relay:
             if await self._log_was_replaced():
                 await self._start_new_epoch("the last record we published is gone")
         batch = await asyncio.to_thread(self._read_batch, self.state.position)
-        head = await asyncio.to_thread(self.app.log_head)
-        RELAY_LAG.labels(self.service).set(max(head - self.state.position, 0))
+        if len(batch) < self.settings.relay_batch_size:
+            # A short read reached the head: no second query to know the lag.
+            lag = batch[-1].notification_id - self.state.position if batch else 0
+        else:
+            lag = await asyncio.to_thread(self.app.log_head) - self.state.position
+        RELAY_LAG.labels(self.service).set(max(lag, 0))
         if not batch:
             return 0
         try:

@@ -136,6 +136,16 @@ class Settings(BaseSettings):
     )
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
+    wake_coalesce_ms: float = Field(
+        default=20,
+        ge=0,
+        le=1000,
+        description=(
+            "How long a relay, projector or consumer woken from idle waits for"
+            " more events before reading: one read, transaction and publish for"
+            " several events instead of one each (bench/slice.py)."
+        ),
+    )
     relay_reset_check_interval_s: float = Field(default=2.0, gt=0)
     consumer_max_records: int = Field(default=500, ge=1)
     db_pool_size: int = Field(
