@@ -247,6 +247,18 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     **summary(lat),
                 }
                 half = rate / 2
+
+                async def settled() -> bool:
+                    return consumer_caught_up(
+                        await partner.status(),
+                        await kpi.status(),
+                        f"{settings.consumer_group_of('kpi')}.projections",
+                    )
+
+                # Half the load in a steady state: the relay and the consumer
+                # first drain what the full load left them (measured while
+                # they still did, the machine was as busy as at full load).
+                await wait_until(settled, within=300, what="projection caught up")
                 lat, _, failed = await drive(
                     client, {}, range(100_000, 100_000 + int(half * 10)), concurrency=0, rate=half
                 )
@@ -255,13 +267,6 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     "failed": failed,
                     **summary(lat),
                 }
-
-                async def settled() -> bool:
-                    return consumer_caught_up(
-                        await partner.status(),
-                        await kpi.status(),
-                        f"{settings.consumer_group_of('kpi')}.projections",
-                    )
 
                 await wait_until(settled, within=300, what="projection caught up")
                 # Lag at a fixed rate: the goal's (at most 80% of what was
