@@ -137,7 +137,7 @@ class Settings(BaseSettings):
     relay_batch_size: int = Field(default=500, ge=1, le=10_000)
     relay_poll_interval_s: float = Field(default=0.5, gt=0)
     wake_coalesce_ms: float = Field(
-        default=20,
+        default=10,
         ge=0,
         le=1000,
         description=(
