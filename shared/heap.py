@@ -50,9 +50,9 @@ def settle() -> int:
     """Collects the garbage of startup once, then freezes what is left.
     Called when the process has built everything it keeps; returns how many
     objects are now frozen."""
-    observe_pauses()
     gc.collect()
     gc.freeze()
+    observe_pauses()  # from here on: the settling collection itself is not a pause of service
     frozen = gc.get_freeze_count()
     GC_FROZEN.set(frozen)
     return frozen
