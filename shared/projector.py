@@ -23,7 +23,7 @@ import asyncpg
 from shared.db import DbConn, connect, lock_key, projection_writes_key
 from shared.domain import LedgerAggregate
 from shared.eventstore import LedgerApplication
-from shared.resilience import coalesce, run_forever, sleep_unless
+from shared.resilience import run_forever, sleep_unless, wait_for_wake
 
 log = logging.getLogger(__name__)
 
@@ -100,17 +100,12 @@ class LocalProjector:
             self._wake.clear()
             if await self.step() >= self.batch_size:
                 continue
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper},
-                timeout=self.app.settings.relay_poll_interval_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            await wait_for_wake(
+                self._wake,
+                stop,
+                poll_s=self.app.settings.relay_poll_interval_s,
+                coalesce_ms=self.app.settings.wake_coalesce_ms,
             )
-            waiter.cancel()
-            stopper.cancel()
-            if waiter.done():
-                await coalesce(stop, self.app.settings.wake_coalesce_ms)
 
     async def step(self) -> int:
         """Applies the next batch of events; returns how many it read."""

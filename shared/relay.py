@@ -47,7 +47,7 @@ from shared.envelope import (
     H_TRACEPARENT,
 )
 from shared.eventstore import LedgerApplication
-from shared.resilience import coalesce, run_forever, sleep_unless
+from shared.resilience import run_forever, sleep_unless, wait_for_wake
 from shared.telemetry import (
     EVENTS_PUBLISHED,
     RELAY_EPOCH,
@@ -157,17 +157,12 @@ class Relay:
             self._wake.clear()
             if await self.step() >= self.settings.relay_batch_size:
                 continue  # a full batch: more is waiting
-            waiter = asyncio.ensure_future(self._wake.wait())
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait(
-                {waiter, stopper},
-                timeout=self.settings.relay_poll_interval_s,
-                return_when=asyncio.FIRST_COMPLETED,
+            await wait_for_wake(
+                self._wake,
+                stop,
+                poll_s=self.settings.relay_poll_interval_s,
+                coalesce_ms=self.settings.wake_coalesce_ms,
             )
-            waiter.cancel()
-            stopper.cancel()
-            if waiter.done():
-                await coalesce(stop, self.settings.wake_coalesce_ms)
 
     def _on_notify(self, *_: Any) -> None:
         self._wake.set()

@@ -43,9 +43,28 @@ async def coalesce(stop: asyncio.Event, window_ms: float) -> None:
     rate more are a few milliseconds behind it, and reading them together
     costs one store read, one transaction and one publish instead of one
     each (at 174 commands/s the machine was saturated by such per-event
-    overhead; bench/slice.py). The window adds to the lag of that event."""
+    overhead; bench/slice.py, ADR 0015). The window adds to the lag of that
+    event."""
     if window_ms > 0:
         await sleep_unless(stop, window_ms / 1000)
+
+
+async def wait_for_wake(
+    wake: asyncio.Event, stop: asyncio.Event, *, poll_s: float, coalesce_ms: float
+) -> None:
+    """The idle wait of a worker that reads its store: until `wake` (set by
+    the store's NOTIFY; the worker clears it before each read), `stop`, or
+    `poll_s` without either; woken, it gathers for `coalesce_ms`."""
+    waiter = asyncio.ensure_future(wake.wait())
+    stopper = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({waiter, stopper}, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
+        woken = waiter.done()
+    finally:
+        waiter.cancel()
+        stopper.cancel()
+    if woken:
+        await coalesce(stop, coalesce_ms)
 
 
 async def run_forever(
