@@ -1,6 +1,6 @@
 """The garbage collector of a long-running service process (issue 9).
 
-A service process holds some 130,000 objects once its framework, models and
+A service process holds over 100,000 objects once its framework, models and
 routes are built, none of which ever become garbage. CPython's full
 collection walks every one of them: 60-100 ms with the GIL held, several
 times a minute under load, and each of those pauses stalls every request,
@@ -10,8 +10,9 @@ commands/s). `settle()` moves what exists after startup into the
 collector's permanent generation, so later collections walk only what the
 process allocated since; cycles among new objects are still collected.
 
-Every collection's pause is observed in `pl_gc_pause_seconds` (by
-generation), so a regression is visible on /metrics and in Grafana.
+Every collection after settling is observed in `pl_gc_pause_seconds` (by
+generation), so a regression is visible on /metrics and in Grafana (a
+`--role workers` process settles too but serves no /metrics).
 """
 
 from __future__ import annotations
@@ -30,6 +31,11 @@ GC_PAUSE = Histogram(
 )
 GC_FROZEN = Gauge("pl_gc_frozen_objects", "Objects moved out of the collector's reach at startup")
 
+# Made once, here: a collection can start inside any allocation, also while
+# `/metrics` holds the histogram's (non-reentrant) lock to copy its series,
+# and `labels()` takes that lock. A series' own value lock is never held
+# across an allocation that could start a collection.
+_PAUSES = {generation: GC_PAUSE.labels(str(generation)) for generation in range(3)}
 _started = [0.0]
 
 
@@ -37,7 +43,7 @@ def _observe(phase: str, info: dict[str, Any]) -> None:
     if phase == "start":
         _started[0] = time.perf_counter()
     else:
-        GC_PAUSE.labels(str(info["generation"])).observe(time.perf_counter() - _started[0])
+        _PAUSES[info["generation"]].observe(time.perf_counter() - _started[0])
 
 
 def observe_pauses() -> None:

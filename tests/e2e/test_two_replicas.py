@@ -156,11 +156,16 @@ async def frozen_objects(process: ServiceProcess) -> float:
     async with httpx.AsyncClient(base_url=process.url, timeout=10) as client:
         metrics = (await client.get("/metrics")).text
     assert 'pl_gc_pause_seconds_count{generation="0"}' in metrics
-    return next(
-        float(line.split()[1])
-        for line in metrics.splitlines()
-        if line.startswith("pl_gc_frozen_objects ")
+    frozen = next(
+        (
+            line.split()[1]
+            for line in metrics.splitlines()
+            if line.startswith("pl_gc_frozen_objects ")
+        ),
+        None,
     )
+    assert frozen is not None, "no pl_gc_frozen_objects on /metrics"
+    return float(frozen)
 
 
 async def test_two_replicas_share_the_work_and_publish_once(infra: Infra, tmp_path: Path) -> None:

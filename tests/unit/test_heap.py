@@ -42,8 +42,6 @@ def test_settle_freezes_what_exists(settled: int) -> None:
     # (frozen objects still die of their last reference: the count only falls)
     assert settled >= gc.get_freeze_count() > 1_000  # this process's modules at least
     assert frozen_gauge() == settled
-    tracked = sum(gc.get_count())
-    assert tracked < settled  # the young generations hold only what came after
 
 
 def test_a_cycle_made_after_settling_is_still_collected(settled: int) -> None:
@@ -76,9 +74,13 @@ def test_a_cycle_made_before_settling_waits_for_release() -> None:
 
 
 def test_every_collection_pause_is_observed(settled: int) -> None:
-    before = [pause_count(g) for g in range(3)]
-    gc.collect(0)
-    gc.collect(2)
-    assert pause_count(0) == before[0] + 1
-    assert pause_count(2) == before[2] + 1
-    assert pause_count(1) == before[1]
+    gc.disable()  # only the collections below (reading the registry allocates)
+    try:
+        before = [pause_count(g) for g in range(3)]
+        gc.collect(0)
+        gc.collect(2)
+        assert pause_count(0) == before[0] + 1
+        assert pause_count(2) == before[2] + 1
+        assert pause_count(1) == before[1]
+    finally:
+        gc.enable()
