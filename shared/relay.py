@@ -194,10 +194,11 @@ class Relay:
         batch = await asyncio.to_thread(self._read_batch, self.state.position)
         if len(batch) < self.settings.relay_batch_size:
             # A short read reached the head: no second query to know the lag.
-            lag = batch[-1].notification_id - self.state.position if batch else 0
+            head = batch[-1].notification_id if batch else self.state.position
         else:
-            lag = await asyncio.to_thread(self.app.log_head) - self.state.position
-        RELAY_LAG.labels(self.service).set(max(lag, 0))
+            head = await asyncio.to_thread(self.app.log_head)
+        lag = RELAY_LAG.labels(self.service)
+        lag.set(max(head - self.state.position, 0))
         if not batch:
             return 0
         try:
@@ -206,6 +207,7 @@ class Relay:
             await self._start_new_epoch(str(exc))
             return 0
         await self.commit(batch[-1].notification_id, acked)
+        lag.set(max(head - batch[-1].notification_id, 0))  # 0 after a short read
         self.published += len(batch)
         return len(batch)
 
