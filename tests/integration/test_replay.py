@@ -16,6 +16,7 @@ meetings), with their relays, consumers and projectors running:
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 from datetime import date
@@ -56,8 +57,13 @@ TABLES = {
 }  # fmt: skip
 
 
-def replay(infra: Infra, settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+async def replay(infra: Infra, settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command, in a thread: the services of this test run on this
+    event loop, and a replay's `--verify` or `--promote` waits for their
+    writers' transactions to end (a blocked loop never ends one that was
+    open when the command started: it waited out the timeout once)."""
+    return await asyncio.to_thread(
+        subprocess.run,
         [sys.executable, "-m", "partnerledger", "replay", "--no-progress", *args],
         env=infra.env(settings),
         capture_output=True,
@@ -143,7 +149,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
         ends = await topic_ends(settings)
 
         # -- every projection from the stores, verified: equal, nothing else moved
-        done = replay(infra, settings, "--verify")
+        done = await replay(infra, settings, "--verify")
         assert done.returncode == 0, done.stdout + done.stderr
         expected = {
             f"{settings.schema_of(svc)}.{table}"
@@ -156,7 +162,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
         assert await topic_ends(settings) == ends, "a replay published something"
 
         # -- the kpi projection from the topics
-        done = replay(infra, settings, "kpi.projections", "--source", "kafka", "--verify")
+        done = await replay(infra, settings, "kpi.projections", "--source", "kafka", "--verify")
         assert done.returncode == 0, done.stdout + done.stderr
         assert len(equal_lines(done.stderr)) == 8, done.stderr
 
@@ -173,7 +179,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
             )
         finally:
             await conn.close()
-        done = replay(infra, settings, "kpi", "partner.views", "--verify", "--wait", "3")
+        done = await replay(infra, settings, "kpi", "partner.views", "--verify", "--wait", "3")
         assert done.returncode == 1, done.stdout + done.stderr
         err = done.stderr
         assert f"{settings.schema_of('kpi')}.partners: DIFFERS" in err, err
@@ -186,7 +192,7 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
             partner_pool = s.services["partner"].runtime.pool
             flow = s.flow()
             # -- promoted: the rebuilt tables are live, the edited ones retired
-            done = replay(infra, settings, "kpi", "partner.views", "--promote")
+            done = await replay(infra, settings, "kpi", "partner.views", "--promote")
             assert done.returncode == 0, done.stdout + done.stderr
             assert "is live" in done.stderr
             name = await kpi_pool.fetchval(
@@ -232,11 +238,11 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
                 )
                 == 1
             )
-            done = replay(infra, settings, "--verify")
+            done = await replay(infra, settings, "--verify")
             assert done.returncode == 0, done.stdout + done.stderr
 
             # -- as of a moment: the state then; never verified or promoted
-            done = replay(infra, settings, "kpi.projections", "--as-of", middle.isoformat())
+            done = await replay(infra, settings, "kpi.projections", "--as-of", middle.isoformat())
             assert done.returncode == 0, done.stdout + done.stderr
             version = await kpi_pool.fetchval(
                 "SELECT max(version) FROM projection_versions WHERE as_of IS NOT NULL"
@@ -249,25 +255,27 @@ async def test_replay_rebuilds_verifies_and_promotes_every_projection_R4_5(
             assert await kpi_pool.fetchval(f"SELECT count(*) FROM {then}.fact_events") < (
                 await kpi_pool.fetchval("SELECT count(*) FROM fact_events")
             )
-            refused = replay(infra, settings, "kpi", "--as-of", middle.isoformat(), "--verify")
+            refused = await replay(
+                infra, settings, "kpi", "--as-of", middle.isoformat(), "--verify"
+            )
             assert refused.returncode == 2 and "neither verified" in refused.stderr
 
             # -- discarded; reacting consumers are never replayed
-            done = replay(infra, settings, "kpi", "--discard", str(version))
+            done = await replay(infra, settings, "kpi", "--discard", str(version))
             assert done.returncode == 0, done.stdout + done.stderr
             assert not await kpi_pool.fetchval(
                 "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
                 f"{settings.schema_of('kpi')}_v{version}",
             )
             # Version 1 (the tables the services built) is dropped, never the live schema.
-            done = replay(infra, settings, "kpi", "--discard", "1")
+            done = await replay(infra, settings, "kpi", "--discard", "1")
             assert done.returncode == 0, done.stdout + done.stderr
             assert await kpi_pool.fetchval("SELECT count(*) FROM kpi_events") > 0
             assert not await kpi_pool.fetchval(
                 "SELECT count(*) FROM pg_namespace WHERE nspname = $1",
                 f"{settings.schema_of('kpi')}_v1_retired",
             )
-            refused = replay(infra, settings, "approval.requests")
+            refused = await replay(infra, settings, "approval.requests")
             assert refused.returncode == 2
             assert "never replayed" in refused.stderr
     finally:
